@@ -1,0 +1,22 @@
+"""Domain errors; the web layer maps each to an HTTP status in one place."""
+
+
+class DomainError(Exception):
+    """Base class; `field` names the input at fault, when there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    """Input that can never be accepted as sent (HTTP 400)."""
+
+
+class NotFound(DomainError):
+    """The addressed record does not exist or is not visible (HTTP 404)."""
+
+
+class Conflict(DomainError):
+    """The request contradicts the current state (HTTP 409)."""

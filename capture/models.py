@@ -1,0 +1,417 @@
+"""Database tables of the domain core (SQLAlchemy 2 declarative mapping).
+
+Timestamps are stored in UTC and come back timezone-aware. Money is stored
+in integer minor units beside an ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and returned timezone-aware.
+
+    SQLite has no time zone type, so aware values are converted to UTC and
+    stored naive; values read back get UTC attached.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; attach a time zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class User(Base):
+    """A person who logs in; reps make and receive touches."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    client_identity: Mapped[str | None] = mapped_column(String(200), unique=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    team: Mapped[Team | None] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CompanyNumber(Base):
+    """A Twilio number of the organisation; never a customer's number."""
+
+    __tablename__ = "company_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # lead: created from an unknown number; active; won; lost.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    owner: Mapped[User | None] = relationship()
+    contact_points: Mapped[list[ContactPoint]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan"
+    )
+
+
+class ContactPoint(Base):
+    """A phone number (E.164) or email address (lower case) of a customer."""
+
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "kind", "value"),
+        Index("ix_contact_points_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(320))
+    label: Mapped[str] = mapped_column(String(100), default="")
+
+    customer: Mapped[Customer] = relationship(back_populates="contact_points")
+
+
+class Plan(Base):
+    """A next-step plan; a customer has at most one open plan."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        Index(
+            "uq_plans_one_open",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    window: Mapped[str | None] = mapped_column(String(16))
+    due_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    # open, done, cancelled
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Activity(Base):
+    """A touch: one contact between a rep and a customer.
+
+    `external_key` makes recording idempotent: `call:<CallSid>`,
+    `sms:<MessageSid>` and so on. A touch whose customer could not be
+    determined (a withheld caller) has no customer.
+    """
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index("ix_activities_customer_time", "customer_id", "occurred_at"),
+        Index("ix_activities_rep_time", "rep_id", "occurred_at"),
+        Index("ix_activities_time", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_key: Mapped[str] = mapped_column(String(120), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    # call, sms, mms, email, chat, meeting, note
+    channel: Mapped[str] = mapped_column(String(16))
+    # inbound, outbound
+    direction: Mapped[str] = mapped_column(String(8))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer | None] = relationship()
+    rep: Mapped[User | None] = relationship()
+    call: Mapped[Call | None] = relationship(back_populates="activity")
+    message: Mapped[Message | None] = relationship(back_populates="activity")
+
+
+class Call(Base):
+    """A phone call; its state follows the highest SequenceNumber seen."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), unique=True
+    )
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    twilio_direction: Mapped[str] = mapped_column(String(16))
+    from_party: Mapped[str] = mapped_column(String(320))
+    to_party: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16))
+    last_sequence: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Talk time from CallDuration, in seconds; None until the call ends.
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    activity: Mapped[Activity] = relationship(back_populates="call")
+
+
+class CallEvent(Base):
+    """One status callback, kept once per (CallSid, SequenceNumber)."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("call_sid", "sequence_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    sequence_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    call_duration: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """An SMS or MMS; its status only moves forward."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), unique=True
+    )
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_party: Mapped[str] = mapped_column(String(320))
+    to_party: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(24))
+    body: Mapped[str] = mapped_column(Text, default="")
+    num_segments: Mapped[int | None] = mapped_column(Integer)
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
+
+    activity: Mapped[Activity] = relationship(back_populates="message")
+
+
+class MessageEvent(Base):
+    __tablename__ = "message_events"
+    __table_args__ = (UniqueConstraint("message_sid", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Recording(Base):
+    """A call recording; `call_sid` is the parent leg that Twilio reports."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    # in-progress, completed, absent, failed (Twilio's), then stored locally.
+    status: Mapped[str] = mapped_column(String(16))
+    media_url: Mapped[str] = mapped_column(Text, default="")
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(32), default="")
+    file_path: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecordingEvent(Base):
+    __tablename__ = "recording_events"
+    __table_args__ = (UniqueConstraint("recording_sid", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Transcript(Base):
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), unique=True
+    )
+    engine: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="")
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    segments: Mapped[list[TranscriptSegment]] = relationship(
+        order_by="TranscriptSegment.start_ms", cascade="all, delete-orphan"
+    )
+
+
+class TranscriptSegment(Base):
+    __tablename__ = "transcript_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(
+        ForeignKey("transcripts.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[int] = mapped_column(Integer)
+    # rep or customer
+    speaker: Mapped[str] = mapped_column(String(16))
+    start_ms: Mapped[int] = mapped_column(Integer)
+    end_ms: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float)
+
+
+class Deal(Base):
+    """An opportunity; won or lost when it closes."""
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # open, won, lost
+    stage: Mapped[str] = mapped_column(String(16), default="open")
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    signed_minor: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lost_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """A queued unit of slow work (download, transcription).
+
+    A worker claims a job by setting `lease_until`; a job whose lease ran out
+    is claimed again. `dedupe_key` keeps a webhook retry from queueing the
+    same work twice.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # queued, running, done, dead
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

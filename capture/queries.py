@@ -1,0 +1,182 @@
+"""Read queries behind the pages and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from capture.errors import InvalidInput, NotFound
+from capture.identity import normalize_phone
+from capture.models import (
+    Activity,
+    Call,
+    ContactPoint,
+    Customer,
+    Recording,
+    Transcript,
+)
+from capture.recordings import recordings_of_call
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class CallDetail:
+    call: Call
+    activity: Activity
+    recordings: list[Recording]
+    transcript: Transcript | None
+
+
+def page_size(raw: str | None, default: int = 50) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        size = int(raw)
+    except ValueError:
+        raise InvalidInput(f"limit {raw!r} is not an integer", "limit") from None
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput(f"limit {size} is outside 1..{MAX_PAGE}", "limit")
+    return size
+
+
+def id_cursor(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"cursor {raw!r} is not valid", "cursor")
+    return int(raw)
+
+
+async def search_customers(
+    session: AsyncSession,
+    *,
+    phone: str | None,
+    email: str | None,
+    text: str | None,
+    default_region: str,
+    after_id: int | None,
+    limit: int,
+) -> list[Customer]:
+    """Customers matching every given filter, by id, `limit` + 1 of them."""
+    query = select(Customer).options(
+        selectinload(Customer.contact_points), selectinload(Customer.owner)
+    )
+    if phone:
+        number = normalize_phone(phone, default_region)
+        if number is None:
+            raise InvalidInput(f"phone {phone!r} is not a valid number", "phone")
+        query = query.where(_has_contact("phone", number))
+    if email:
+        query = query.where(_has_contact("email", email.strip().lower()))
+    if text:
+        pattern = f"%{_escape_like(text.strip())}%"
+        query = query.where(
+            or_(
+                Customer.name.ilike(pattern, escape="\\"),
+                _has_contact_like(pattern),
+            )
+        )
+    if after_id is not None:
+        query = query.where(Customer.id > after_id)
+    result = await session.execute(query.order_by(Customer.id).limit(limit + 1))
+    return list(result.scalars())
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _has_contact(kind: str, value: str) -> object:
+    return Customer.id.in_(
+        select(ContactPoint.customer_id).where(
+            ContactPoint.kind == kind, ContactPoint.value == value
+        )
+    )
+
+
+def _has_contact_like(pattern: str) -> object:
+    return Customer.id.in_(
+        select(ContactPoint.customer_id).where(
+            ContactPoint.value.ilike(pattern, escape="\\")
+        )
+    )
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await session.get(
+        Customer,
+        customer_id,
+        options=[selectinload(Customer.contact_points), selectinload(Customer.owner)],
+    )
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found", "id")
+    return customer
+
+
+async def customer_stream(
+    session: AsyncSession,
+    customer_id: int,
+    *,
+    before: tuple[datetime, int] | None,
+    limit: int,
+) -> list[Activity]:
+    """The customer's touches, newest first, `limit` + 1 of them."""
+    query = (
+        select(Activity)
+        .where(Activity.customer_id == customer_id)
+        .options(
+            selectinload(Activity.call),
+            selectinload(Activity.message),
+            selectinload(Activity.rep),
+        )
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        moment, activity_id = before
+        query = query.where(
+            or_(
+                Activity.occurred_at < moment,
+                (Activity.occurred_at == moment) & (Activity.id < activity_id),
+            )
+        )
+    return list((await session.execute(query)).scalars())
+
+
+async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
+    result = await session.execute(
+        select(Call, Activity)
+        .join(Activity, Call.activity_id == Activity.id)
+        .where(Call.call_sid == call_sid)
+        .options(selectinload(Activity.rep), selectinload(Activity.customer))
+    )
+    row = result.first()
+    if row is None:
+        raise NotFound(f"call {call_sid} not found", "call_sid")
+    call, activity = row[0], row[1]
+    recordings = await recordings_of_call(session, call)
+    transcript = None
+    stored = [recording.id for recording in recordings if recording.status == "stored"]
+    if stored:
+        transcript = await session.scalar(
+            select(Transcript)
+            .where(Transcript.recording_id.in_(stored))
+            .options(selectinload(Transcript.segments))
+            .order_by(Transcript.id)
+            .limit(1)
+        )
+    return CallDetail(call, activity, recordings, transcript)
+
+
+async def recording_file(session: AsyncSession, recording_sid: str) -> Recording:
+    recording = await session.scalar(
+        select(Recording).where(Recording.recording_sid == recording_sid)
+    )
+    if recording is None or recording.status != "stored" or not recording.file_path:
+        raise NotFound(f"recording {recording_sid} not found", "recording_sid")
+    return recording

@@ -1,0 +1,156 @@
+"""Recording status callbacks and the stored recording files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capture.calls import Outcome
+from capture.jobs import enqueue
+from capture.models import Call, Recording, RecordingEvent, utcnow
+from capture.sql import insert_ignore
+
+log = logging.getLogger(__name__)
+
+RECORDING_STATUSES = ("in-progress", "completed", "absent", "failed")
+# A recording's status never moves back: in-progress, then one of the others,
+# then stored once the file is saved here.
+STATUS_RANK = {"in-progress": 0, "completed": 1, "absent": 1, "failed": 1, "stored": 2}
+DOWNLOAD_JOB = "download_recording"
+TRANSCRIBE_JOB = "transcribe_recording"
+
+
+@dataclass(frozen=True)
+class RecordingStatusEvent:
+    recording_sid: str
+    call_sid: str
+    status: str
+    media_url: str
+    duration_seconds: int | None
+    channels: int
+    source: str
+    started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    outcome: Outcome
+    recording_sid: str
+    download_queued: bool = False
+
+
+async def apply_recording_status(
+    session: AsyncSession, event: RecordingStatusEvent
+) -> RecordingResult:
+    """Store a recording callback; queue the download when it is completed."""
+    inserted = await insert_ignore(
+        session,
+        RecordingEvent.__table__,
+        {"recording_sid": event.recording_sid, "status": event.status},
+    )
+    if not inserted:
+        return RecordingResult(Outcome.DUPLICATE, event.recording_sid)
+    result = await session.execute(
+        select(Recording).where(Recording.recording_sid == event.recording_sid)
+    )
+    recording = result.scalar_one_or_none()
+    outcome = Outcome.UPDATED
+    if recording is None:
+        recording = Recording(recording_sid=event.recording_sid, status=event.status)
+        session.add(recording)
+        outcome = Outcome.CREATED
+    elif STATUS_RANK[event.status] <= STATUS_RANK[recording.status]:
+        return RecordingResult(Outcome.STALE, event.recording_sid)
+    _update(recording, event)
+    await session.flush()
+    queued = False
+    if event.status == "completed":
+        queued = await enqueue(
+            session,
+            DOWNLOAD_JOB,
+            {"recording_sid": event.recording_sid},
+            dedupe_key=f"{DOWNLOAD_JOB}:{event.recording_sid}",
+        )
+    return RecordingResult(outcome, event.recording_sid, queued)
+
+
+def _update(recording: Recording, event: RecordingStatusEvent) -> None:
+    recording.status = event.status
+    recording.call_sid = event.call_sid
+    recording.channels = event.channels
+    recording.source = event.source
+    recording.updated_at = utcnow()
+    if event.media_url:
+        recording.media_url = event.media_url
+    if event.duration_seconds is not None:
+        recording.duration_seconds = event.duration_seconds
+
+
+async def mark_stored(
+    session: AsyncSession,
+    recording_sid: str,
+    file_path: str,
+    size_bytes: int,
+    sha256: str,
+) -> None:
+    """Record the saved file and queue its transcription."""
+    recording = await recording_by_sid(session, recording_sid)
+    recording.status = "stored"
+    recording.file_path = file_path
+    recording.size_bytes = size_bytes
+    recording.sha256 = sha256
+    recording.error = None
+    recording.updated_at = utcnow()
+    await enqueue(
+        session,
+        TRANSCRIBE_JOB,
+        {"recording_sid": recording_sid},
+        dedupe_key=f"{TRANSCRIBE_JOB}:{recording_sid}",
+    )
+
+
+async def mark_failed(session: AsyncSession, recording_sid: str, error: str) -> None:
+    recording = await recording_by_sid(session, recording_sid)
+    recording.error = error[:2000]
+    recording.updated_at = utcnow()
+
+
+async def recording_by_sid(session: AsyncSession, recording_sid: str) -> Recording:
+    result = await session.execute(
+        select(Recording).where(Recording.recording_sid == recording_sid)
+    )
+    return result.scalar_one()
+
+
+async def call_of_recording(session: AsyncSession, recording: Recording) -> Call | None:
+    """Return the call a recording belongs to.
+
+    Twilio reports a recording with the parent leg's CallSid, while the call
+    stored for a `<Dial>` may be the child leg that carries the rep.
+    """
+    result = await session.execute(
+        select(Call)
+        .where(
+            or_(
+                Call.call_sid == recording.call_sid,
+                Call.parent_call_sid == recording.call_sid,
+            )
+        )
+        .order_by(Call.id)
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def recordings_of_call(session: AsyncSession, call: Call) -> list[Recording]:
+    sids = [call.call_sid]
+    if call.parent_call_sid:
+        sids.append(call.parent_call_sid)
+    result = await session.execute(
+        select(Recording).where(Recording.call_sid.in_(sids)).order_by(Recording.id)
+    )
+    return list(result.scalars())

@@ -1,0 +1,312 @@
+"""Settings: declared once, read from a TOML file, overridden by environment.
+
+The file is `touchline.toml` in the working directory, or the path in
+`TOUCHLINE_CONFIG`. Every key can be overridden by `TOUCHLINE_<KEY>` (upper
+case). Lists are comma-separated in environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any]
+    required: bool = False
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _port(value: Any) -> int:
+    port = _integer(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0..65535")
+    return port
+
+
+def _positive(value: Any) -> int:
+    number = _integer(value)
+    if number <= 0:
+        raise ValueError(f"{number} is not a positive integer")
+    return number
+
+
+def _text_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = [_text(item) for item in value]
+    else:
+        raise ValueError("expected a list or a comma-separated string")
+    return tuple(item.strip().lower() for item in items if item.strip())
+
+
+def _media_hosts(value: Any) -> tuple[str, ...]:
+    hosts = _text_list(value)
+    for host in hosts:
+        name, _, port = host.partition(":")
+        if not name or "/" in host or (port and not port.isdigit()):
+            raise ValueError(f"{host!r} is not host or host:port")
+    return hosts
+
+
+def _public_url(value: Any) -> str:
+    url = _text(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{url!r} must not have a query or fragment")
+    return url
+
+
+def _timezone(value: Any) -> str:
+    name = _text(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r}") from error
+    return name
+
+
+def _region(value: Any) -> str:
+    region = _text(value).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown region code {region!r}")
+    return region
+
+
+def _engine(value: Any) -> str:
+    engine = _text(value)
+    if engine not in ("faster-whisper", "none"):
+        raise ValueError(f"unknown engine {engine!r}; use faster-whisper or none")
+    return engine
+
+
+def _channel(value: Any) -> int:
+    channel = _integer(value)
+    if channel not in (1, 2):
+        raise ValueError(f"channel {channel} is not 1 or 2")
+    return channel
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "data", "Folder for the SQLite file and recordings.", _text),
+    Setting(
+        "database_url",
+        "",
+        "SQLAlchemy URL; empty means a SQLite file touchline.db in data_dir. "
+        "sqlite:/// and postgresql:// URLs get their async drivers.",
+        _text,
+    ),
+    Setting(
+        "public_url",
+        "http://127.0.0.1:8080",
+        "Base URL that Twilio calls; signatures are checked against it.",
+        _public_url,
+    ),
+    Setting("twilio_account_sid", "", "Twilio account SID (AC...).", _text),
+    Setting(
+        "twilio_auth_token",
+        "",
+        "Twilio auth token; signs webhooks and authenticates media downloads.",
+        _text,
+        required=True,
+    ),
+    Setting(
+        "media_hosts",
+        "api.twilio.com",
+        "Hosts recordings may be fetched from: host (any port) or host:port. "
+        "Fetched over https, loopback hosts over http.",
+        _media_hosts,
+    ),
+    Setting(
+        "media_max_bytes",
+        200 * 1024 * 1024,
+        "Largest recording download, in bytes.",
+        _positive,
+    ),
+    Setting(
+        "media_timeout", 60, "Timeout of one media download, in seconds.", _positive
+    ),
+    Setting(
+        "default_region",
+        "US",
+        "Region code for phone numbers written without a country code.",
+        _region,
+    ),
+    Setting("timezone", "UTC", "The organisation's IANA time zone.", _timezone),
+    Setting("smtp_port", 2525, "Port of the SMTP capture listener.", _port),
+    Setting(
+        "capture_domains",
+        "",
+        "Mail domains the SMTP listener accepts (comma-separated).",
+        _text_list,
+    ),
+    Setting(
+        "transcribe_engine",
+        "faster-whisper",
+        "Speech-to-text engine: faster-whisper, or none to skip transcription.",
+        _engine,
+    ),
+    Setting(
+        "whisper_model",
+        "base",
+        "Whisper model: base, tiny.en, or a CTranslate2 model folder.",
+        _text,
+    ),
+    Setting(
+        "dial_rep_channel",
+        2,
+        "Recording channel of the rep on <Dial> calls (1 or 2).",
+        _channel,
+    ),
+    Setting(
+        "api_rep_channel",
+        1,
+        "Recording channel of the rep on REST-created calls (1 or 2).",
+        _channel,
+    ),
+    Setting(
+        "secret_key",
+        "",
+        "Key for signing session cookies; at least 32 characters.",
+        _text,
+        required=True,
+    ),
+    Setting(
+        "worker_concurrency",
+        1,
+        "Jobs one worker process runs at once.",
+        _positive,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    public_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    media_hosts: tuple[str, ...]
+    media_max_bytes: int
+    media_timeout: int
+    default_region: str
+    timezone: str
+    smtp_port: int
+    capture_domains: tuple[str, ...]
+    transcribe_engine: str
+    whisper_model: str
+    dial_rep_channel: int
+    api_rep_channel: int
+    secret_key: str
+    worker_concurrency: int
+    source: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read settings from the TOML file, the environment and overrides.
+
+    Later sources win: defaults, then the file, then `TOUCHLINE_<KEY>`
+    variables, then `overrides` (used by tests and the CLI).
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key, value in _read_file(path, environ).items():
+        raw[key] = value
+        source[key] = "file"
+    for setting in SETTINGS:
+        variable = f"TOUCHLINE_{setting.name.upper()}"
+        if variable in environ:
+            raw[setting.name] = environ[variable]
+            source[setting.name] = variable
+    for key, value in (overrides or {}).items():
+        raw[key] = value
+        source[key] = "override"
+    return _build(raw, source)
+
+
+def _read_file(path: Path | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    if path is None:
+        configured = environ.get("TOUCHLINE_CONFIG")
+        path = Path(configured) if configured else Path("touchline.toml")
+        if not configured and not path.exists():
+            return {}
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError as error:
+        raise SettingsError(f"config file {path} not found") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from error
+
+
+def _build(raw: dict[str, Any], source: dict[str, str]) -> Settings:
+    known = {setting.name for setting in SETTINGS}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = raw.get(setting.name, setting.default)
+        try:
+            values[setting.name] = setting.parse(value)
+        except (TypeError, ValueError) as error:
+            where = source.get(setting.name, "default")
+            raise SettingsError(
+                f"setting {setting.name} ({where}) is invalid: {error}"
+            ) from error
+        if setting.required and not values[setting.name]:
+            raise SettingsError(
+                f"setting {setting.name} is required: set it in touchline.toml "
+                f"or TOUCHLINE_{setting.name.upper()}"
+            )
+    if len(values["secret_key"]) < 32:
+        raise SettingsError("setting secret_key is invalid: shorter than 32 characters")
+    data_dir = Path(values["data_dir"]).expanduser()
+    values["data_dir"] = data_dir
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{data_dir / 'touchline.db'}"
+    return Settings(**values, source=source)

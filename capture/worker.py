@@ -1,0 +1,135 @@
+"""The job worker loop: claims jobs and runs the handler of each kind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from capture import jobs
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """A try failed for a reason that may pass (404 not ready, timeout, 5xx)."""
+
+
+class PermanentFailure(Exception):
+    """A job that can never succeed; it goes straight to the dead state."""
+
+
+class Worker:
+    """Run queued jobs with `concurrency` tasks until `stop` is set."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 1,
+        poll_interval: float = 0.5,
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.wakeup = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started: kinds=%s", self.worker_id, sorted(self.handlers))
+        tasks = [
+            asyncio.create_task(self._loop(stop, slot))
+            for slot in range(self.concurrency)
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("worker %s stopped", self.worker_id)
+
+    def notify(self) -> None:
+        """Wake idle loops now that a job was queued."""
+        self.wakeup.set()
+
+    async def _loop(self, stop: asyncio.Event, slot: int) -> None:
+        worker_id = f"{self.worker_id}/{slot}"
+        while not stop.is_set():
+            ran = await self.run_once(worker_id)
+            if not ran:
+                await self._idle(stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self.wakeup.clear()
+        waits = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.wakeup.wait()),
+        ]
+        await asyncio.wait(
+            waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in waits:
+            waiter.cancel()
+
+    async def run_once(self, worker_id: str | None = None) -> bool:
+        """Claim and run one due job; False when none was due."""
+        worker_id = worker_id or self.worker_id
+        job = await jobs.claim(self.sessions, worker_id, tuple(self.handlers))
+        if job is None:
+            return False
+        started = time.monotonic()
+        try:
+            await self.handlers[job.kind](job.payload)
+        except asyncio.CancelledError:
+            # Leave the lease to run out so that another worker retries it.
+            log.warning("job %s %s cancelled on try %s", job.id, job.kind, job.attempts)
+            raise
+        except (RetryLater, PermanentFailure) as error:
+            retry = isinstance(error, RetryLater)
+            await self._record_failure(job, worker_id, str(error), retry, started)
+        except Exception as error:
+            log.exception("job %s %s raised on try %s", job.id, job.kind, job.attempts)
+            await self._record_failure(job, worker_id, repr(error), True, started)
+        else:
+            await asyncio.shield(jobs.finish(self.sessions, job.id, worker_id))
+            log.info(
+                "job %s %s done: try=%s elapsed=%.2fs",
+                job.id,
+                job.kind,
+                job.attempts,
+                time.monotonic() - started,
+            )
+        return True
+
+    async def _record_failure(
+        self,
+        job: jobs.ClaimedJob,
+        worker_id: str,
+        error: str,
+        retry: bool,
+        started: float,
+    ) -> None:
+        status = await asyncio.shield(
+            jobs.fail(self.sessions, job.id, worker_id, error, retry=retry)
+        )
+        log.warning(
+            "job %s %s failed: try=%s elapsed=%.2fs next=%s error=%s",
+            job.id,
+            job.kind,
+            job.attempts,
+            time.monotonic() - started,
+            status,
+            error,
+        )

@@ -1,0 +1,232 @@
+"""The per-rep summary: actions, sales, new value and targets for a period.
+
+A touch belongs to the rep who made or received it; deals, payments and
+opportunities to the deal's owner; customers to their owner. Calls are made
+plus received; answered calls have talk time above zero; talk time is the
+sum of Twilio's `CallDuration`. Automatic email is not a touch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capture.models import Activity, Call, Customer, Deal, Payment, Team, User
+from reports.periods import DateRange
+
+Money = dict[str, int]
+
+
+@dataclass
+class RepSummary:
+    rep_id: int
+    name: str
+    email: str
+    team: str | None
+    calls: int = 0
+    calls_made: int = 0
+    calls_received: int = 0
+    answered_calls: int = 0
+    talk_seconds: int = 0
+    sms: int = 0
+    emails: int = 0
+    other_touches: int = 0
+    signed: Money = field(default_factory=dict)
+    collected: Money = field(default_factory=dict)
+    new_opportunities: int = 0
+    new_opportunity_amount: Money = field(default_factory=dict)
+    new_customers: int = 0
+    won_customers: int = 0
+    won_amount: Money = field(default_factory=dict)
+    lost_customers: int = 0
+    lost_amount: Money = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        for key, value in data.items():
+            if isinstance(value, dict):
+                data[key] = format_money(value)
+        return data
+
+
+def format_money(amounts: Money) -> dict[str, str]:
+    """Minor units to decimal strings per currency (2 decimals)."""
+    return {
+        currency: str(Decimal(minor).scaleb(-2))
+        for currency, minor in sorted(amounts.items())
+    }
+
+
+async def rep_summaries(session: AsyncSession, period: DateRange) -> list[RepSummary]:
+    reps = await _reps(session)
+    await _add_touches(session, period, reps)
+    await _add_sales(session, period, reps)
+    await _add_customers(session, period, reps)
+    return sorted(reps.values(), key=lambda summary: summary.name.lower())
+
+
+async def _reps(session: AsyncSession) -> dict[int, RepSummary]:
+    query = (
+        select(User.id, User.name, User.email, Team.name)
+        .outerjoin(Team, User.team_id == Team.id)
+        .where(User.role == "rep")
+        .order_by(User.id)
+    )
+    return {
+        rep_id: RepSummary(rep_id, name, email, team)
+        for rep_id, name, email, team in await session.execute(query)
+    }
+
+
+def _in(column: Any, period: DateRange) -> Any:
+    return and_(column >= period.start, column < period.end)
+
+
+async def _add_touches(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    is_call = Activity.channel == "call"
+    query = (
+        select(
+            Activity.rep_id,
+            func.count().filter(is_call),
+            func.count().filter(is_call, Activity.direction == "outbound"),
+            func.count().filter(is_call, Call.talk_seconds > 0),
+            func.coalesce(func.sum(case((is_call, Call.talk_seconds), else_=0)), 0),
+            func.count().filter(Activity.channel.in_(("sms", "mms"))),
+            func.count().filter(Activity.channel == "email"),
+            func.count().filter(
+                Activity.channel.not_in(("call", "sms", "mms", "email"))
+            ),
+        )
+        .outerjoin(Call, Call.activity_id == Activity.id)
+        .where(_in(Activity.occurred_at, period), Activity.automatic.is_(False))
+        .where(Activity.rep_id.is_not(None))
+        .group_by(Activity.rep_id)
+    )
+    for row in await session.execute(query):
+        summary = reps.get(row[0])
+        if summary is None:
+            continue
+        summary.calls, summary.calls_made, summary.answered_calls = (
+            row[1],
+            row[2],
+            row[3],
+        )
+        summary.calls_received = summary.calls - summary.calls_made
+        summary.talk_seconds = int(row[4] or 0)
+        summary.sms, summary.emails, summary.other_touches = row[5], row[6], row[7]
+
+
+async def _add_sales(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    signed = select(Deal.owner_id, Deal.currency, func.sum(Deal.signed_minor)).where(
+        Deal.stage == "won", _in(Deal.won_at, period)
+    )
+    for owner, currency, amount in await session.execute(
+        signed.group_by(Deal.owner_id, Deal.currency)
+    ):
+        _add_money(reps, owner, "signed", currency, amount)
+    collected = (
+        select(Deal.owner_id, Payment.currency, func.sum(Payment.amount_minor))
+        .join(Deal, Payment.deal_id == Deal.id)
+        .where(_in(Payment.received_at, period))
+        .group_by(Deal.owner_id, Payment.currency)
+    )
+    for owner, currency, amount in await session.execute(collected):
+        _add_money(reps, owner, "collected", currency, amount)
+    opened = (
+        select(
+            Deal.owner_id, Deal.currency, func.count(), func.sum(Deal.expected_minor)
+        )
+        .where(_in(Deal.created_at, period))
+        .group_by(Deal.owner_id, Deal.currency)
+    )
+    for owner, currency, count, amount in await session.execute(opened):
+        if owner in reps:
+            reps[owner].new_opportunities += count
+        _add_money(reps, owner, "new_opportunity_amount", currency, amount)
+
+
+async def _add_customers(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    created = (
+        select(Customer.owner_id, func.count())
+        .where(_in(Customer.created_at, period))
+        .group_by(Customer.owner_id)
+    )
+    for owner, count in await session.execute(created):
+        if owner in reps:
+            reps[owner].new_customers = count
+    await _add_won_customers(session, period, reps)
+    lost = (
+        select(
+            Customer.owner_id,
+            Deal.currency,
+            func.count(func.distinct(Customer.id)),
+            func.sum(Deal.expected_minor),
+        )
+        .outerjoin(Deal, and_(Deal.customer_id == Customer.id, Deal.stage == "lost"))
+        .where(Customer.status == "lost", _in(Customer.closed_at, period))
+        .group_by(Customer.owner_id, Deal.currency)
+    )
+    for owner, currency, count, amount in await session.execute(lost):
+        if owner in reps:
+            reps[owner].lost_customers += count
+        if currency is not None:
+            _add_money(reps, owner, "lost_amount", currency, amount)
+
+
+async def _add_won_customers(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    # A customer's first deal is their earliest won deal.
+    first_win = (
+        select(Deal.customer_id, func.min(Deal.won_at).label("won_at"))
+        .where(Deal.stage == "won")
+        .group_by(Deal.customer_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Customer.owner_id, Deal.currency, func.count(), func.sum(Deal.signed_minor)
+        )
+        .join(first_win, first_win.c.customer_id == Customer.id)
+        .join(
+            Deal,
+            and_(
+                Deal.customer_id == Customer.id,
+                Deal.stage == "won",
+                Deal.won_at == first_win.c.won_at,
+            ),
+        )
+        .where(_in(first_win.c.won_at, period))
+        .group_by(Customer.owner_id, Deal.currency)
+    )
+    totals: dict[int, int] = defaultdict(int)
+    for owner, currency, count, amount in await session.execute(query):
+        totals[owner] += count
+        _add_money(reps, owner, "won_amount", currency, amount)
+    for owner, count in totals.items():
+        if owner in reps:
+            reps[owner].won_customers = count
+
+
+def _add_money(
+    reps: dict[int, RepSummary],
+    owner: int | None,
+    name: str,
+    currency: str,
+    amount: Any,
+) -> None:
+    if owner not in reps or amount is None:
+        return
+    money: Money = getattr(reps[owner], name)
+    money[currency] = money.get(currency, 0) + int(amount)

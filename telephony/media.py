@@ -1,0 +1,153 @@
+"""Fetching recording media from allowed hosts only.
+
+A URL from a webhook body is never fetched blindly: its scheme and host must
+match `media_hosts` (https, or plain http on loopback), every redirect hop is
+checked the same way, the size is capped and the whole fetch has a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from capture.worker import PermanentFailure, RetryLater
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+CHUNK_BYTES = 64 * 1024
+# Statuses that may pass on a later try: Twilio answers 404 until a recording
+# is ready, and 429 or 5xx under load.
+RETRY_STATUSES = frozenset({404, 408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class SavedMedia:
+    path: Path
+    size_bytes: int
+    sha256: str
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_media_url(url: str, media_hosts: tuple[str, ...]) -> None:
+    """Raise PermanentFailure unless `url` may be fetched."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise PermanentFailure(f"media URL {url!r} has no host")
+    expected_scheme = "http" if is_loopback(host) else "https"
+    if parts.scheme not in (expected_scheme, "https"):
+        raise PermanentFailure(
+            f"media URL scheme {parts.scheme!r} is not allowed for {host}"
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise PermanentFailure(f"media URL {url!r} has an invalid port") from None
+    for entry in media_hosts:
+        name, _, entry_port = entry.partition(":")
+        if name == host and (not entry_port or int(entry_port) == port):
+            return
+    raise PermanentFailure(f"media host {host}:{port} is not in media_hosts")
+
+
+async def download(
+    url: str,
+    destination: Path,
+    *,
+    media_hosts: tuple[str, ...],
+    auth: aiohttp.BasicAuth | None,
+    max_bytes: int,
+    timeout_seconds: float,
+) -> SavedMedia:
+    """Fetch `url` into `destination` atomically.
+
+    Raises RetryLater for failures that may pass and PermanentFailure for the rest.
+    """
+    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await _follow(
+                session, url, destination, media_hosts, auth, max_bytes
+            )
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise RetryLater(f"media fetch failed: {error!r}") from error
+
+
+async def _follow(
+    session: aiohttp.ClientSession,
+    url: str,
+    destination: Path,
+    media_hosts: tuple[str, ...],
+    auth: aiohttp.BasicAuth | None,
+    max_bytes: int,
+) -> SavedMedia:
+    first_host = urlsplit(url).hostname
+    for _ in range(MAX_REDIRECTS + 1):
+        check_media_url(url, media_hosts)
+        # Credentials go only to the host the webhook named, never to a
+        # redirect target such as a storage bucket.
+        hop_auth = auth if urlsplit(url).hostname == first_host else None
+        async with session.get(url, auth=hop_auth, allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308):
+                url = urljoin(url, response.headers.get("Location", ""))
+                continue
+            _check_status(response.status, url)
+            return await _save(response, destination, max_bytes)
+    raise PermanentFailure(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_status(status: int, url: str) -> None:
+    if status == 200:
+        return
+    host = urlsplit(url).hostname
+    if status in RETRY_STATUSES:
+        raise RetryLater(f"media host {host} answered {status}")
+    raise PermanentFailure(f"media host {host} answered {status}")
+
+
+async def _save(
+    response: aiohttp.ClientResponse, destination: Path, max_bytes: int
+) -> SavedMedia:
+    length = response.content_length
+    if length is not None and length > max_bytes:
+        raise PermanentFailure(f"media is {length} bytes, over the cap of {max_bytes}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PermanentFailure(
+                        f"media exceeds the cap of {max_bytes} bytes"
+                    )
+                digest.update(chunk)
+                file.write(chunk)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return SavedMedia(destination, size, digest.hexdigest())

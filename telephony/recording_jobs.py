@@ -1,0 +1,65 @@
+"""The recording download job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from capture.db import Database, transaction
+from capture.recordings import mark_failed, mark_stored, recording_by_sid
+from capture.settings import Settings
+from capture.worker import PermanentFailure, RetryLater
+from telephony.media import download
+
+log = logging.getLogger(__name__)
+
+
+class RecordingDownloader:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        recording_sid = str(payload["recording_sid"])
+        async with self.database.reads() as session:
+            recording = await recording_by_sid(session, recording_sid)
+        if recording.status == "stored":
+            log.info("recording %s already stored; nothing to do", recording_sid)
+            return
+        destination = self.path_for(recording_sid)
+        try:
+            saved = await download(
+                recording.media_url,
+                destination,
+                media_hosts=self.settings.media_hosts,
+                auth=self._auth(),
+                max_bytes=self.settings.media_max_bytes,
+                timeout_seconds=self.settings.media_timeout,
+            )
+        except (RetryLater, PermanentFailure) as error:
+            async with transaction(self.database.writes) as session:
+                await mark_failed(session, recording_sid, str(error))
+            raise
+        relative = str(saved.path.relative_to(self.settings.data_dir))
+        async with transaction(self.database.writes) as session:
+            await mark_stored(
+                session, recording_sid, relative, saved.size_bytes, saved.sha256
+            )
+        log.info("recording %s stored: bytes=%s", recording_sid, saved.size_bytes)
+
+    def path_for(self, recording_sid: str) -> Path:
+        if not recording_sid.isalnum():
+            raise PermanentFailure(
+                f"recording SID {recording_sid!r} is not alphanumeric"
+            )
+        return self.settings.recordings_dir / f"{recording_sid}.wav"
+
+    def _auth(self) -> aiohttp.BasicAuth | None:
+        if not self.settings.twilio_account_sid:
+            return None
+        return aiohttp.BasicAuth(
+            self.settings.twilio_account_sid, self.settings.twilio_auth_token
+        )

@@ -1,0 +1,195 @@
+"""Twilio webhook handlers: check the signature, parse, store through the writer.
+
+Each handler answers only after its change is committed, so a 2xx means the
+event is stored; a failure to store gets a 5xx so that Twilio may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from capture import calls, messages, recordings
+from capture.models import utcnow
+from capture.settings import Settings
+from capture.writer import BatchWriter
+from telephony import forms
+from telephony.signature import SignatureChecker
+
+log = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MESSAGE_STATUSES = tuple(messages.STATUS_RANK)
+
+
+class TwilioWebhooks:
+    """The `/twilio/...` endpoints of one application."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: BatchWriter,
+        on_job_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.on_job_queued = on_job_queued
+        self.signatures = SignatureChecker(
+            settings.public_url, settings.twilio_auth_token
+        )
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/twilio/voice/status", self.voice_status),
+            web.post("/twilio/voice/recording", self.voice_recording),
+            web.post("/twilio/sms", self.sms_inbound),
+            web.post("/twilio/sms/status", self.sms_status),
+        ]
+
+    async def voice_status(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        form = await self.signatures.verified_form(request)
+        event = parse_call_status(form)
+        region = self.settings.default_region
+        result = await self._store(lambda s: calls.apply_call_status(s, event, region))
+        _log_outcome(request, result.outcome, event.call_sid, started)
+        return web.Response(status=204)
+
+    async def voice_recording(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        form = await self.signatures.verified_form(request)
+        event = parse_recording_status(form)
+        result = await self._store(
+            lambda s: recordings.apply_recording_status(s, event)
+        )
+        if result.download_queued:
+            self.on_job_queued()
+        _log_outcome(request, result.outcome, event.recording_sid, started)
+        return web.Response(status=204)
+
+    async def sms_inbound(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        form = await self.signatures.verified_form(request)
+        event = parse_message(form, status_field="SmsStatus", default_status="received")
+        region = self.settings.default_region
+        result = await self._store(
+            lambda s: messages.apply_message_status(s, event, region)
+        )
+        _log_outcome(request, result.outcome, event.message_sid, started)
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    async def sms_status(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        form = await self.signatures.verified_form(request)
+        rep_email = request.query.get("rep")
+        event = parse_message(form, status_field="MessageStatus", rep_email=rep_email)
+        region = self.settings.default_region
+        result = await self._store(
+            lambda s: messages.apply_message_status(s, event, region)
+        )
+        _log_outcome(request, result.outcome, event.message_sid, started)
+        return web.Response(status=204)
+
+    async def _store(self, change: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await self.writer.submit(change)
+        except Exception:
+            log.exception("webhook not stored")
+            raise web.HTTPServiceUnavailable(
+                text='{"error": "the event could not be stored; retry later"}',
+                content_type="application/json",
+            ) from None
+
+
+def _log_outcome(request: web.Request, outcome: str, sid: str, started: float) -> None:
+    log.info(
+        "webhook %s %s: sid=%s elapsed=%.1fms",
+        request.path,
+        outcome,
+        sid,
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
+    return calls.CallStatusEvent(
+        call_sid=_sid(form, "CallSid", "CA"),
+        parent_call_sid=forms.sid(form, "ParentCallSid", "CA", needed=False),
+        from_party=forms.required(form, "From"),
+        to_party=forms.required(form, "To"),
+        status=forms.choice(form, "CallStatus", calls.CALL_STATUSES),
+        twilio_direction=forms.required(form, "Direction", 32),
+        sequence_number=forms.integer(form, "SequenceNumber", default=0) or 0,
+        occurred_at=forms.timestamp(form, "Timestamp", utcnow()),
+        call_duration=forms.integer(form, "CallDuration"),
+    )
+
+
+def parse_recording_status(form: Mapping[str, str]) -> recordings.RecordingStatusEvent:
+    status = forms.choice(form, "RecordingStatus", recordings.RECORDING_STATUSES)
+    media_url = forms.optional(form, "RecordingUrl", 2000) or ""
+    if status == "completed" and not media_url:
+        raise forms.InvalidInput(
+            "RecordingUrl is missing from a completed recording", field="RecordingUrl"
+        )
+    channels = forms.integer(form, "RecordingChannels", default=1, minimum=1) or 1
+    if channels > 2:
+        raise forms.InvalidInput(
+            f"RecordingChannels {channels} is not 1 or 2", field="RecordingChannels"
+        )
+    return recordings.RecordingStatusEvent(
+        recording_sid=_sid(form, "RecordingSid", "RE"),
+        call_sid=_sid(form, "CallSid", "CA"),
+        status=status,
+        media_url=media_url,
+        duration_seconds=forms.integer(form, "RecordingDuration"),
+        channels=channels,
+        source=forms.optional(form, "RecordingSource", 32) or "",
+        started_at=forms.timestamp(form, "RecordingStartTime", utcnow()),
+    )
+
+
+def parse_message(
+    form: Mapping[str, str],
+    *,
+    status_field: str,
+    default_status: str | None = None,
+    rep_email: str | None = None,
+) -> messages.MessageStatusEvent:
+    if default_status is not None and not form.get(status_field):
+        status = default_status
+    else:
+        status = forms.choice(form, status_field, MESSAGE_STATUSES)
+    return messages.MessageStatusEvent(
+        message_sid=_message_sid(form),
+        from_party=forms.required(form, "From"),
+        to_party=forms.required(form, "To"),
+        status=status,
+        occurred_at=utcnow(),
+        body=form.get("Body"),
+        num_segments=forms.integer(form, "NumSegments", minimum=1),
+        num_media=forms.integer(form, "NumMedia", default=0) or 0,
+        messaging_service_sid=forms.sid(
+            form, "MessagingServiceSid", "MG", needed=False
+        ),
+        rep_email=rep_email,
+    )
+
+
+def _message_sid(form: Mapping[str, str]) -> str:
+    # MessageSid repeats in SmsSid and SmsMessageSid; MMS SIDs start with MM.
+    name = "MessageSid" if form.get("MessageSid") else "SmsSid"
+    value = forms.required(form, name, 64)
+    if value[:2] not in ("SM", "MM"):
+        raise forms.InvalidInput(f"{name} {value!r} is not an SM or MM SID", field=name)
+    return value
+
+
+def _sid(form: Mapping[str, str], name: str, prefix: str) -> str:
+    value = forms.sid(form, name, prefix)
+    assert value is not None
+    return value

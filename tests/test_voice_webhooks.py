@@ -1,0 +1,289 @@
+"""Call status callbacks against a real server on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import PUBLIC_URL, post_signed
+from sqlalchemy import func, select
+from twilio_params import call_status, new_sid
+
+from capture.db import Database
+from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
+from capture.models import Activity, Call, CallEvent, ContactPoint, Customer
+
+ANA = REPS[0]
+HARBOR = CUSTOMERS[0]
+
+
+async def count(database: Database, model: Any) -> int:
+    async with database.reads() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def load_call(database: Database, call_sid: str) -> Call:
+    async with database.reads() as session:
+        call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+    assert call is not None
+    return call
+
+
+def outbound(call_sid: str, status: str, sequence: int, **extra: Any) -> dict[str, str]:
+    return call_status(
+        call_sid, status, sequence, caller=ANA.phone, called=HARBOR.phone, **extra
+    )
+
+
+async def test_status_bad_signature_rejected(client: Any, database: Database) -> None:
+    params = outbound(new_sid("CA"), "ringing", 1)
+
+    response = await post_signed(
+        client, "/twilio/voice/status", params, token="not-the-auth-token"
+    )
+
+    assert response.status == 403
+    assert await count(database, CallEvent) == 0
+    assert await count(database, Activity) == 0
+
+
+async def test_status_missing_signature_rejected(
+    client: Any, database: Database
+) -> None:
+    response = await client.post(
+        "/twilio/voice/status", data=outbound(new_sid("CA"), "ringing", 1)
+    )
+
+    assert response.status == 403
+    assert await count(database, CallEvent) == 0
+
+
+async def test_status_signed_for_internal_url_rejected(
+    client: Any, database: Database
+) -> None:
+    # Behind a proxy Twilio signs the public URL; a signature over the URL the
+    # server sees (scheme http, loopback host and port) must not pass.
+    internal = str(client.make_url("/twilio/voice/status"))
+    params = outbound(new_sid("CA"), "ringing", 1)
+
+    response = await post_signed(
+        client, "/twilio/voice/status", params, signed_url=internal
+    )
+
+    assert response.status == 403
+    assert await count(database, CallEvent) == 0
+
+
+async def test_status_wrong_scheme_or_port_rejected(
+    client: Any, database: Database
+) -> None:
+    params = outbound(new_sid("CA"), "ringing", 1)
+    wrong = [
+        "http://crm.example.test/twilio/voice/status",
+        "https://crm.example.test:8443/twilio/voice/status",
+    ]
+
+    statuses = [
+        (
+            await post_signed(client, "/twilio/voice/status", params, signed_url=url)
+        ).status
+        for url in wrong
+    ]
+
+    assert statuses == [403, 403]
+    assert await count(database, CallEvent) == 0
+
+
+async def test_status_query_string_is_signed(client: Any, database: Database) -> None:
+    params = outbound(new_sid("CA"), "ringing", 1)
+    path = "/twilio/voice/status?leg=rep&x=a%20b"
+
+    accepted = await post_signed(client, path, params)
+    tampered = await post_signed(
+        client, path, params, signed_url=PUBLIC_URL + "/twilio/voice/status?leg=rep"
+    )
+
+    assert accepted.status == 204
+    assert tampered.status == 403
+
+
+async def test_status_creates_touch_for_known_customer(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+
+    response = await post_signed(
+        client, "/twilio/voice/status", outbound(sid, "initiated", 0)
+    )
+
+    assert response.status == 204
+    async with database.reads() as session:
+        activity = await session.scalar(
+            select(Activity).where(Activity.external_key == f"call:{sid}")
+        )
+        customer = (
+            await session.get(Customer, activity.customer_id) if activity else None
+        )
+    assert activity is not None
+    assert activity.channel == "call"
+    assert activity.direction == "outbound"
+    assert customer is not None
+    assert customer.name == HARBOR.name
+
+
+async def test_status_duplicate_changes_nothing(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    completed = outbound(sid, "completed", 3, duration=42)
+    await post_signed(client, "/twilio/voice/status", outbound(sid, "ringing", 1))
+    await post_signed(client, "/twilio/voice/status", completed)
+
+    again = await post_signed(client, "/twilio/voice/status", completed)
+
+    assert again.status == 204
+    assert await count(database, CallEvent) == 2
+    assert await count(database, Activity) == 1
+    call = await load_call(database, sid)
+    assert call.status == "completed"
+    assert call.talk_seconds == 42
+
+
+async def test_status_out_of_order_follows_sequence(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    events = [
+        outbound(sid, "completed", 3, duration=95),
+        outbound(sid, "ringing", 1),
+        outbound(sid, "in-progress", 2),
+        outbound(sid, "initiated", 0),
+    ]
+
+    for params in events:
+        response = await post_signed(client, "/twilio/voice/status", params)
+        assert response.status == 204
+
+    call = await load_call(database, sid)
+    assert call.status == "completed"
+    assert call.last_sequence == 3
+    assert call.talk_seconds == 95
+    assert call.answered_at is not None
+    assert call.started_at is not None
+    assert call.started_at < call.answered_at < call.ended_at
+    async with database.reads() as session:
+        activity = await session.get(Activity, call.activity_id)
+    assert activity is not None
+    assert activity.occurred_at == call.started_at
+
+
+async def test_status_talk_time_ignores_billed_duration(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    params = outbound(sid, "completed", 3, duration=61)
+
+    await post_signed(client, "/twilio/voice/status", params)
+
+    call = await load_call(database, sid)
+    assert params["Duration"] == "2"
+    assert call.talk_seconds == 61
+
+
+async def test_status_unknown_caller_becomes_lead(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    stranger = "(415) 555-0999"
+    params = call_status(
+        sid,
+        "ringing",
+        1,
+        caller=stranger,
+        called=ANA.phone,
+        direction="outbound-dial",
+        parent=new_sid("CA"),
+    )
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 204
+    async with database.reads() as session:
+        point = await session.scalar(
+            select(ContactPoint).where(ContactPoint.value == "+14155550999")
+        )
+        lead = await session.get(Customer, point.customer_id) if point else None
+        activity = await session.scalar(
+            select(Activity).where(Activity.external_key == f"call:{sid}")
+        )
+    assert lead is not None
+    assert lead.status == "lead"
+    assert activity is not None
+    assert activity.customer_id == lead.id
+    assert activity.direction == "inbound"
+    assert lead.owner_id == activity.rep_id
+    assert activity.rep_id is not None
+
+
+async def test_status_withheld_caller_not_a_customer(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    customers_before = await count(database, Customer)
+    params = call_status(
+        sid,
+        "ringing",
+        1,
+        caller="+266696687",
+        called=ANA.phone,
+        direction="outbound-dial",
+        parent=new_sid("CA"),
+    )
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 204
+    assert await count(database, Customer) == customers_before
+    async with database.reads() as session:
+        activity = await session.scalar(
+            select(Activity).where(Activity.external_key == f"call:{sid}")
+        )
+    assert activity is not None
+    assert activity.customer_id is None
+    assert activity.rep_id is not None
+
+
+async def test_status_company_number_never_customer(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    customers_before = await count(database, Customer)
+    params = call_status(
+        sid, "ringing", 1, caller=ANA.phone, called=ORGANISATION_NUMBER
+    )
+
+    await post_signed(client, "/twilio/voice/status", params)
+
+    assert await count(database, Customer) == customers_before
+
+
+async def test_status_invalid_field_named(client: Any, database: Database) -> None:
+    params = outbound(new_sid("CA"), "ringing", 1)
+    params["SequenceNumber"] = "soon"
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 400
+    body = await response.json()
+    assert body["field"] == "SequenceNumber"
+    assert await count(database, CallEvent) == 0
+
+
+async def test_status_unknown_call_status_rejected(
+    client: Any, database: Database
+) -> None:
+    params = outbound(new_sid("CA"), "exploded", 1)
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "CallStatus"

@@ -1,0 +1,266 @@
+"""Speech-to-text engines that turn a call recording into timed segments.
+
+Engines are CPU-bound and synchronous, so async callers should run
+`Engine.transcribe` in an executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel, decode_audio
+from faster_whisper.transcribe import Segment as WhisperSegment
+
+from transcripts.whisper_models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+FASTER_WHISPER = "faster-whisper"
+# faster-whisper resamples all input to the rate Whisper was trained on.
+SAMPLE_RATE_HZ = 16_000
+# 5 beams is the default of faster-whisper 1.2 and of the openai-whisper
+# command line. On a 2-core Xeon, bench/transcribe_rtf.py measured base at a
+# real-time factor of 0.10 and 88% word recall with 5 beams, against 0.07 and
+# 86% with greedy decoding (1 beam).
+DEFAULT_BEAM_SIZE = 5
+# ISO 639-2 code for "undetermined", used when no channel contains speech.
+UNDETERMINED_LANGUAGE = "und"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of speech on one channel of a recording."""
+
+    channel: int  # 1-based channel of the recording
+    start: float  # seconds from the start of the recording
+    end: float  # seconds from the start of the recording
+    text: str
+    # exp(avg_logprob) of the decoded tokens, clamped to 0..1.
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """The transcript of one recording, with segments sorted by start time."""
+
+    language: str
+    duration: float  # seconds
+    segments: list[Segment]
+
+
+class Engine(Protocol):
+    """A loaded speech-to-text model that transcribes recordings."""
+
+    name: str
+    model_name: str
+
+    def transcribe(self, path: Path) -> TranscriptResult: ...
+
+
+class FasterWhisperEngine:
+    """Whisper on CPU through faster-whisper (CTranslate2).
+
+    Each channel is transcribed separately, so a dual-channel call recording
+    gives segments labelled by speaker side.
+    """
+
+    name = FASTER_WHISPER
+
+    def __init__(
+        self,
+        model_dir: Path,
+        model_name: str,
+        language: str | None,
+        cpu_threads: int,
+        compute_type: str = "int8",
+        beam_size: int = DEFAULT_BEAM_SIZE,
+    ) -> None:
+        """Load the model from `model_dir`.
+
+        `language` None means detect it per recording. `cpu_threads` 0 lets
+        CTranslate2 choose (4, or OMP_NUM_THREADS when set).
+        """
+        self.model_name = model_name
+        self.language = language
+        self.beam_size = beam_size
+        started = time.monotonic()
+        self._model = WhisperModel(
+            str(model_dir),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+        )
+        logger.info(
+            "Loaded Whisper model %s from %s in %.2f s",
+            model_name,
+            model_dir,
+            time.monotonic() - started,
+        )
+
+    def transcribe(self, path: Path) -> TranscriptResult:
+        """Transcribe each channel of the audio file at `path`.
+
+        Accepts any format FFmpeg decodes with one or two channels, including
+        8 kHz 16-bit PCM and 8-bit mu-law WAV. Raises ValueError for files
+        that cannot be decoded or have more than two channels.
+        """
+        started = time.monotonic()
+        channels = _decode_channels(path)
+        duration = len(channels[0]) / SAMPLE_RATE_HZ
+        segments: list[Segment] = []
+        speech_seconds: dict[str, float] = {}
+        for number, samples in enumerate(channels, start=1):
+            channel_segments, language, speech = self._transcribe_channel(
+                samples, number, duration
+            )
+            segments.extend(channel_segments)
+            if speech > 0:
+                speech_seconds[language] = speech_seconds.get(language, 0.0) + speech
+        segments.sort(key=lambda segment: (segment.start, segment.channel))
+        result = TranscriptResult(
+            language=self._pick_language(speech_seconds),
+            duration=duration,
+            segments=segments,
+        )
+        logger.info(
+            "Transcribed %s (%.1f s audio, %d channels) with %s into %d segments "
+            "in %.1f s",
+            path,
+            duration,
+            len(channels),
+            self.model_name,
+            len(segments),
+            time.monotonic() - started,
+        )
+        return result
+
+    def _transcribe_channel(
+        self, samples: npt.NDArray[np.float32], channel: int, duration: float
+    ) -> tuple[list[Segment], str, float]:
+        """Return the channel's segments, language and seconds of speech."""
+        if samples.size == 0:
+            return [], UNDETERMINED_LANGUAGE, 0.0
+        whisper_segments, info = self._model.transcribe(
+            samples,
+            language=self.language,
+            beam_size=self.beam_size,
+            # Each utterance is decoded on its own, so one misheard phrase
+            # cannot steer the rest of the call into a repetition loop.
+            condition_on_previous_text=False,
+            # Silero VAD drops silence and line noise, on which Whisper tends
+            # to invent text such as "Thank you.".
+            vad_filter=True,
+        )
+        segments = _to_segments(whisper_segments, channel, duration)
+        return segments, info.language, info.duration_after_vad
+
+    def _pick_language(self, speech_seconds: dict[str, float]) -> str:
+        """Return the configured language, else the one spoken longest."""
+        if self.language is not None:
+            return self.language
+        if not self._model.model.is_multilingual:
+            return "en"
+        if not speech_seconds:
+            return UNDETERMINED_LANGUAGE
+        return max(speech_seconds, key=lambda language: speech_seconds[language])
+
+
+def _to_segments(
+    whisper_segments: Iterable[WhisperSegment], channel: int, duration: float
+) -> list[Segment]:
+    """Convert faster-whisper segments, dropping empty text.
+
+    Times are clamped to the recording because Whisper's timestamps are
+    predicted tokens and can overshoot the end of the audio slightly.
+    """
+    segments = []
+    for whisper_segment in whisper_segments:
+        text = whisper_segment.text.strip()
+        if not text:
+            continue
+        start = min(max(whisper_segment.start, 0.0), duration)
+        end = min(max(whisper_segment.end, start), duration)
+        confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
+        segments.append(Segment(channel, start, end, text, confidence))
+    return segments
+
+
+def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:
+    """Decode the file at `path` to one 16 kHz float32 array per channel.
+
+    NOTE: the whole recording is held in memory, 64 kB per second per channel
+    (about 230 MB per channel-hour) plus decoding buffers.
+    """
+    channel_count = _count_channels(path)
+    if channel_count > 2:
+        raise ValueError(
+            f"Audio file {path} has {channel_count} channels. "
+            "Only mono and two-channel recordings are supported."
+        )
+    try:
+        if channel_count == 1:
+            return [_as_float32(decode_audio(str(path), SAMPLE_RATE_HZ))]
+        left, right = decode_audio(str(path), SAMPLE_RATE_HZ, split_stereo=True)
+    except av.error.FFmpegError as error:
+        raise ValueError(f"Failed to decode audio file {path}: {error}") from error
+    return [_as_float32(left), _as_float32(right)]
+
+
+def _count_channels(path: Path) -> int:
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise ValueError(f"Audio file {path} contains no audio stream.")
+            return int(container.streams.audio[0].channels)
+    except av.error.FileNotFoundError:
+        raise
+    except av.error.FFmpegError as error:
+        raise ValueError(f"Failed to open audio file {path}: {error}") from error
+
+
+def _as_float32(samples: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+    # decode_audio returns float64 for a file with no samples.
+    return np.asarray(samples, dtype=np.float32)
+
+
+_engines: dict[tuple[str, str, Path, str | None, int], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def load_engine(
+    engine: str,
+    model: str,
+    data_dir: Path,
+    language: str | None = None,
+    cpu_threads: int = 0,
+) -> Engine:
+    """Return a loaded engine, reusing one already loaded with the same arguments.
+
+    Only "faster-whisper" exists. `model` is passed to resolve_model, which
+    raises ModelError for a missing or corrupt model. Raises ValueError for an
+    unknown engine.
+    """
+    if engine != FASTER_WHISPER:
+        raise ValueError(
+            f"Unknown transcription engine {engine!r}. "
+            f"The only supported engine is {FASTER_WHISPER!r}."
+        )
+    key = (engine, model, data_dir.absolute(), language, cpu_threads)
+    # The lock is held while loading so concurrent jobs load a model only once.
+    with _engines_lock:
+        loaded = _engines.get(key)
+        if loaded is None:
+            model_dir = resolve_model(model, data_dir)
+            loaded = FasterWhisperEngine(model_dir, model, language, cpu_threads)
+            _engines[key] = loaded
+        return loaded

@@ -1,0 +1,122 @@
+"""The transcription job: a stored recording in, timed segments out.
+
+The model runs in a one-thread executor, off the event loop, and is loaded
+once per process. Each channel of a dual-channel recording is transcribed on
+its own and its segments labelled rep or customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from capture.db import Database, transaction
+from capture.models import Call, Transcript, TranscriptSegment
+from capture.recordings import call_of_recording, recording_by_sid
+from capture.settings import Settings
+from capture.worker import PermanentFailure
+from transcripts.engine import Engine, TranscriptResult, load_engine
+
+log = logging.getLogger(__name__)
+
+
+class Transcriber:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        recording_sid = str(payload["recording_sid"])
+        async with self.database.reads() as session:
+            recording = await recording_by_sid(session, recording_sid)
+            done = await session.scalar(
+                select(Transcript.id).where(Transcript.recording_id == recording.id)
+            )
+            call = await call_of_recording(session, recording)
+        if done is not None:
+            log.info("recording %s already transcribed", recording_sid)
+            return
+        if recording.status != "stored" or not recording.file_path:
+            raise PermanentFailure(f"recording {recording_sid} has no stored file")
+        path = self.settings.data_dir / recording.file_path
+        started = time.monotonic()
+        engine, result = await self._transcribe(path)
+        speakers = speaker_labels(call, recording.channels, self.settings)
+        async with transaction(self.database.writes) as session:
+            session.add(_transcript(recording.id, engine, result, speakers))
+        log.info(
+            "recording %s transcribed: segments=%s audio=%.1fs elapsed=%.1fs",
+            recording_sid,
+            len(result.segments),
+            result.duration,
+            time.monotonic() - started,
+        )
+
+    async def _transcribe(self, path: Path) -> tuple[Engine, TranscriptResult]:
+        loop = asyncio.get_running_loop()
+        engine = await loop.run_in_executor(self.executor, self._engine)
+        result = await loop.run_in_executor(self.executor, engine.transcribe, path)
+        return engine, result
+
+    def _engine(self) -> Engine:
+        return load_engine(
+            self.settings.transcribe_engine,
+            self.settings.whisper_model,
+            self.settings.data_dir,
+        )
+
+
+def speaker_labels(
+    call: Call | None, channels: int, settings: Settings
+) -> dict[int, str]:
+    """Map recording channels to rep and customer for this kind of call.
+
+    A REST-created call records the parent leg (the rep in click-to-call) on
+    channel 1; for `<Dial>` recordings the channel of the rep is configurable.
+    """
+    if channels < 2:
+        return {1: "mixed"}
+    if call is not None and call.twilio_direction == "outbound-api":
+        rep_channel = settings.api_rep_channel
+    else:
+        rep_channel = settings.dial_rep_channel
+    customer_channel = 2 if rep_channel == 1 else 1
+    return {rep_channel: "rep", customer_channel: "customer"}
+
+
+def _transcript(
+    recording_id: int,
+    engine: Engine,
+    result: TranscriptResult,
+    speakers: dict[int, str],
+) -> Transcript:
+    segments = [
+        TranscriptSegment(
+            channel=segment.channel,
+            speaker=speakers.get(segment.channel, "mixed"),
+            start_ms=round(segment.start * 1000),
+            end_ms=round(segment.end * 1000),
+            text=segment.text,
+            confidence=segment.confidence,
+        )
+        for segment in result.segments
+    ]
+    return Transcript(
+        recording_id=recording_id,
+        engine=engine.name,
+        model=engine.model_name,
+        language=result.language,
+        duration_seconds=result.duration,
+        text=" ".join(segment.text for segment in result.segments),
+        segments=segments,
+    )

@@ -1,0 +1,133 @@
+"""The JSON API under /api/v1 for scripts with a bearer token."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from capture.errors import InvalidInput
+from capture.queries import (
+    call_detail,
+    customer_stream,
+    get_customer,
+    id_cursor,
+    page_size,
+    search_customers,
+)
+from reports.export import activities_csv
+from reports.periods import parse_range
+from reports.reps import rep_summaries
+from web.keys import DATABASE, SETTINGS
+from web.serialize import activity_json, call_detail_json, customer_json
+
+routes = web.RouteTableDef()
+
+
+def _int_path(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit():
+        raise InvalidInput(f"{name} {raw!r} is not an integer", name)
+    return int(raw)
+
+
+@routes.get("/api/v1/customers")
+async def customers(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    limit = page_size(request.query.get("limit"))
+    async with request.app[DATABASE].reads() as session:
+        found = await search_customers(
+            session,
+            phone=request.query.get("phone"),
+            email=request.query.get("email"),
+            text=request.query.get("q"),
+            default_region=settings.default_region,
+            after_id=id_cursor(request.query.get("cursor")),
+            limit=limit,
+        )
+    page = found[:limit]
+    following = str(page[-1].id) if len(found) > limit else None
+    items = [customer_json(customer, settings.zone) for customer in page]
+    return web.json_response({"items": items, "next": following})
+
+
+@routes.get("/api/v1/customers/{id}/activities")
+async def activities(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    customer_id = _int_path(request, "id")
+    limit = page_size(request.query.get("limit"))
+    before = _stream_cursor(request.query.get("cursor"))
+    async with request.app[DATABASE].reads() as session:
+        await get_customer(session, customer_id)
+        found = await customer_stream(session, customer_id, before=before, limit=limit)
+    page = found[:limit]
+    following = None
+    if len(found) > limit:
+        last = page[-1]
+        following = f"{last.occurred_at.isoformat()}_{last.id}"
+    items = [activity_json(activity, settings.zone) for activity in page]
+    return web.json_response({"items": items, "next": following})
+
+
+def _stream_cursor(raw: str | None) -> tuple[datetime, int] | None:
+    if not raw:
+        return None
+    moment, _, activity_id = raw.rpartition("_")
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        raise InvalidInput(f"cursor {raw!r} is not valid", "cursor") from None
+    if not activity_id.isdigit() or parsed.tzinfo is None:
+        raise InvalidInput(f"cursor {raw!r} is not valid", "cursor")
+    return parsed, int(activity_id)
+
+
+@routes.get("/api/v1/calls/{call_sid}")
+async def call(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with request.app[DATABASE].reads() as session:
+        detail = await call_detail(session, request.match_info["call_sid"])
+    return web.json_response(call_detail_json(detail, settings.zone))
+
+
+@routes.get("/api/v1/reports/reps")
+async def reps_report(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    period = parse_range(
+        request.query.get("from"), request.query.get("to"), settings.zone
+    )
+    async with request.app[DATABASE].reads() as session:
+        summaries = await rep_summaries(session, period)
+    return web.json_response(
+        {
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
+            "timezone": settings.timezone,
+            "items": [summary.to_json() for summary in summaries],
+            "next": None,
+        }
+    )
+
+
+@routes.get("/api/v1/exports/activities.csv")
+async def export_activities(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    period = parse_range(
+        request.query.get("from"), request.query.get("to"), settings.zone
+    )
+    filename = f"activities_{period.first}_{period.last}.csv"
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+    )
+    async with request.app[DATABASE].reads() as session:
+        chunks = activities_csv(session, period)
+        first = await anext(chunks)
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+    await response.write_eof()
+    return response

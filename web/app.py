@@ -1,0 +1,109 @@
+"""The aiohttp application: `create_app` wires settings, resources and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import text
+
+from capture.db import Database
+from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
+from capture.settings import Settings
+from capture.worker import Handler, Worker
+from capture.writer import BatchWriter
+from telephony.recording_jobs import RecordingDownloader
+from telephony.webhooks import TwilioWebhooks
+from transcripts.jobs import Transcriber
+from web import api, pages
+from web.auth import token_middleware
+from web.errors import error_middleware
+from web.keys import DATABASE, SETTINGS, WORKER, WRITER
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+# Webhook and API bodies are small; recordings are fetched, never uploaded.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def job_handlers(settings: Settings, database: Database) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {
+        DOWNLOAD_JOB: RecordingDownloader(settings, database)
+    }
+    if settings.transcribe_engine != "none":
+        handlers[TRANSCRIBE_JOB] = Transcriber(settings, database)
+    return handlers
+
+
+def create_app(settings: Settings, *, run_worker: bool = True) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, token_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    database = Database(settings.database_url)
+    worker = Worker(
+        database.writes,
+        job_handlers(settings, database),
+        concurrency=settings.worker_concurrency,
+    )
+    writer = BatchWriter(database.writes, after_commit=worker.notify)
+    app[SETTINGS] = settings
+    app[DATABASE] = database
+    app[WRITER] = writer
+    app[WORKER] = worker
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_writer)
+    if run_worker:
+        app.cleanup_ctx.append(_worker)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(TwilioWebhooks(settings, writer, worker.notify).routes())
+    app.router.add_routes(api.routes)
+    app.router.add_routes(pages.routes)
+    app.router.add_static("/static", STATIC)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[DATABASE].dispose()
+
+
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    await app[WRITER].start()
+    yield
+    await app[WRITER].stop()
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[WORKER].run(stop), name="worker")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=30)
+    except TimeoutError:
+        log.warning("worker did not stop within 30 s; its jobs will be retried")
+    for handler in app[WORKER].handlers.values():
+        close = getattr(handler, "close", None)
+        if close is not None:
+            close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[DATABASE].reads() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as error:
+        log.warning("health check failed: %r", error)
+        return web.json_response({"status": "database unavailable"}, status=503)
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,263 @@
+"""The `touchline` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from capture import migrate
+from capture.accounts import add_user, create_token
+from capture.db import Database, transaction
+from capture.demo import load_demo
+from capture.errors import DomainError
+from capture.settings import Settings, SettingsError, load_settings
+from capture.worker import Worker
+from reports.export import activities_csv
+from reports.periods import parse_range
+from telephony import simulate
+from web.app import create_app, job_handlers
+
+log = logging.getLogger("touchline")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except SettingsError as error:
+        print(f"touchline: {error}", file=sys.stderr)
+        return 2
+    except DomainError as error:
+        print(f"touchline: {error.message}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="touchline", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
+    parser.add_argument(
+        "--config", type=Path, help="settings file (default touchline.toml)"
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="web, webhooks and an in-process worker")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the demo company and simulate a few calls against this server",
+    )
+    serve.set_defaults(run=run_serve)
+
+    worker = commands.add_parser("worker", help="download and transcription worker")
+    worker.set_defaults(run=run_worker)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    db.add_parser("upgrade", help="apply migrations").set_defaults(run=run_upgrade)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    add = users.add_parser("add", help="create a user")
+    add.add_argument("--email", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--role", required=True, choices=("rep", "manager", "ops", "admin")
+    )
+    add.add_argument("--phone", help="the rep's phone, any format")
+    add.add_argument("--team", help="team name; created if new")
+    add.add_argument("--client-identity", help="Twilio Client identity of the rep")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    add.set_defaults(run=run_users_add)
+
+    tokens = commands.add_parser("tokens", help="API tokens").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = tokens.add_parser("create", help="print a new API token for a user")
+    create.add_argument("--user", required=True, help="the user's email")
+    create.set_defaults(run=run_tokens_create)
+
+    commands.add_parser("demo", help="load the demo company").set_defaults(run=run_demo)
+
+    sim = commands.add_parser("simulate", help="act as Twilio against a running server")
+    simulate.add_arguments(sim)
+    sim.set_defaults(run=run_simulate)
+
+    export = commands.add_parser("export", help="exports").add_subparsers(
+        required=True, metavar="WHAT"
+    )
+    activities = export.add_parser("activities", help="the activity export as CSV")
+    activities.add_argument("--from", dest="first", required=True, help="first day")
+    activities.add_argument("--to", dest="last", required=True, help="last day")
+    activities.add_argument("--format", choices=("csv",), default="csv")
+    activities.add_argument("-o", "--output", type=Path, help="file (default stdout)")
+    activities.set_defaults(run=run_export_activities)
+    return parser
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings)
+    if args.demo:
+        app.on_startup.append(_demo_startup(settings, args.port))
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
+    return 0
+
+
+def _demo_startup(
+    settings: Settings, port: int
+) -> Callable[[web.Application], Awaitable[None]]:
+    async def start(app: web.Application) -> None:
+        await _with_database(settings, lambda s: load_demo(s, settings.default_region))
+        options = simulate.demo_options(settings, f"http://127.0.0.1:{port}")
+        app["demo_simulation"] = asyncio.create_task(simulate.run_simulation(options))
+
+    return start
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+
+    async def work() -> None:
+        database = Database(settings.database_url)
+        worker = Worker(
+            database.writes,
+            job_handlers(settings, database),
+            concurrency=settings.worker_concurrency,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        try:
+            await worker.run(stop)
+        finally:
+            await database.dispose()
+
+    asyncio.run(work())
+    return 0
+
+
+async def _with_database(
+    settings: Settings, action: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    database = Database(settings.database_url)
+    try:
+        async with transaction(database.writes) as session:
+            return await action(session)
+    finally:
+        await database.dispose()
+
+
+def run_users_add(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password (empty for none): ")
+    # NOTE: passwords are read but not stored until login exists.
+    del password
+
+    async def action(session: Any) -> Any:
+        return await add_user(
+            session,
+            email=args.email,
+            name=args.name,
+            role=args.role,
+            default_region=settings.default_region,
+            phone=args.phone,
+            team=args.team,
+            client_identity=args.client_identity,
+        )
+
+    user = asyncio.run(_with_database(settings, action))
+    print(f"user {user.email} created with id {user.id}")
+    return 0
+
+
+def run_tokens_create(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    token = asyncio.run(_with_database(settings, lambda s: create_token(s, args.user)))
+    print(token)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+    loaded = asyncio.run(
+        _with_database(settings, lambda s: load_demo(s, settings.default_region))
+    )
+    print("demo company loaded" if loaded else "demo company was already loaded")
+    return 0
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    settings: Settings | None
+    try:
+        settings = settings_of(args)
+    except SettingsError:
+        settings = None
+    token = settings.twilio_auth_token if settings else None
+    return simulate.main_from_args(args, token)
+
+
+def run_export_activities(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    period = parse_range(args.first, args.last, settings.zone)
+
+    async def export() -> int:
+        database = Database(settings.database_url)
+        output = args.output.open("wb") if args.output else sys.stdout.buffer
+        rows = 0
+        try:
+            async with database.reads() as session:
+                async for chunk in activities_csv(session, period):
+                    output.write(chunk)
+                    rows += chunk.count(b"\r\n")
+        finally:
+            if args.output:
+                output.close()
+            await database.dispose()
+        return rows - 1
+
+    rows = asyncio.run(export())
+    print(f"{rows} activities exported", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""One place that turns errors into responses: JSON for machines, a page for people."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from capture.errors import Conflict, DomainError, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409}
+MACHINE_PREFIXES = ("/api/", "/twilio/", "/email/", "/healthz")
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith(MACHINE_PREFIXES)
+
+
+def render_error(
+    request: web.Request, status: int, message: str, field: str | None = None
+) -> web.Response:
+    if wants_json(request):
+        body: dict[str, str] = {"error": message}
+        if field:
+            body["field"] = field
+        return web.json_response(body, status=status)
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, {"status": status, "message": message, "field": field}
+    )
+    response.set_status(status)
+    return response
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as error:
+        status = STATUS.get(type(error), 400)
+        log.info("%s %s: %s %s", request.method, request.path, status, error.message)
+        return render_error(request, status, error.message, error.field)
+    except web.HTTPException as error:
+        if error.status < 400 or error.content_type == "application/json":
+            raise
+        return render_error(request, error.status, error.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return render_error(request, 500, "internal error; the failure is logged")

@@ -1,0 +1,15 @@
+"""Typed keys for everything stored on the aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from capture.db import Database
+from capture.settings import Settings
+from capture.worker import Worker
+from capture.writer import BatchWriter
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+WRITER = web.AppKey("writer", BatchWriter)
+WORKER = web.AppKey("worker", Worker)

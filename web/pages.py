@@ -1,0 +1,112 @@
+"""HTML pages: customers and their stream, calls with player and transcript, reps."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from capture.errors import InvalidInput, NotFound
+from capture.queries import call_detail, customer_stream, get_customer, recording_file
+from capture.queries import search_customers as find_customers
+from reports.periods import parse_range
+from reports.reps import format_money, rep_summaries
+from web.keys import DATABASE, SETTINGS
+
+routes = web.RouteTableDef()
+PAGE = 100
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/customers")
+
+
+@routes.get("/customers")
+@aiohttp_jinja2.template("customers.html")
+async def customers(request: web.Request) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    query = request.query.get("q", "").strip()
+    phone = email = text = None
+    if query.startswith("+") or query.replace(" ", "").replace("-", "").isdigit():
+        phone = query
+    elif "@" in query:
+        email = query
+    elif query:
+        text = query
+    async with request.app[DATABASE].reads() as session:
+        try:
+            found = await find_customers(
+                session,
+                phone=phone,
+                email=email,
+                text=text,
+                default_region=settings.default_region,
+                after_id=None,
+                limit=PAGE,
+            )
+        except InvalidInput:
+            found = await find_customers(
+                session,
+                phone=None,
+                email=None,
+                text=query,
+                default_region=settings.default_region,
+                after_id=None,
+                limit=PAGE,
+            )
+    return {"customers": found[:PAGE], "query": query, "more": len(found) > PAGE}
+
+
+def _id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit():
+        raise NotFound(f"{name} {raw!r} not found", name)
+    return int(raw)
+
+
+@routes.get("/customers/{id}")
+@aiohttp_jinja2.template("customer.html")
+async def customer(request: web.Request) -> dict[str, Any]:
+    customer_id = _id(request, "id")
+    async with request.app[DATABASE].reads() as session:
+        found = await get_customer(session, customer_id)
+        stream = await customer_stream(session, customer_id, before=None, limit=PAGE)
+    zone = request.app[SETTINGS].zone
+    return {"customer": found, "stream": stream[:PAGE], "zone": zone}
+
+
+@routes.get("/calls/{call_sid}")
+@aiohttp_jinja2.template("call.html")
+async def call(request: web.Request) -> dict[str, Any]:
+    async with request.app[DATABASE].reads() as session:
+        detail = await call_detail(session, request.match_info["call_sid"])
+    return {"detail": detail, "zone": request.app[SETTINGS].zone}
+
+
+@routes.get("/recordings/{recording_sid}.wav")
+async def recording(request: web.Request) -> web.FileResponse:
+    settings = request.app[SETTINGS]
+    async with request.app[DATABASE].reads() as session:
+        found = await recording_file(session, request.match_info["recording_sid"])
+    path = (settings.data_dir / str(found.file_path)).resolve()
+    if not path.is_relative_to(settings.recordings_dir.resolve()) or not path.is_file():
+        raise NotFound("recording file not found", "recording_sid")
+    # FileResponse answers Range requests, which the audio player needs to seek.
+    return web.FileResponse(Path(path), headers={"Content-Type": "audio/wav"})
+
+
+@routes.get("/reports/reps")
+@aiohttp_jinja2.template("reps.html")
+async def reps(request: web.Request) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    today = date.today()
+    first = request.query.get("from") or (today - timedelta(days=30)).isoformat()
+    last = request.query.get("to") or today.isoformat()
+    period = parse_range(first, last, settings.zone)
+    async with request.app[DATABASE].reads() as session:
+        summaries = await rep_summaries(session, period)
+    return {"period": period, "summaries": summaries, "money": format_money}
