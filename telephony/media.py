@@ -73,7 +73,7 @@ async def download(
     destination: Path,
     *,
     media_hosts: tuple[str, ...],
-    auth: aiohttp.BasicAuth | None,
+    auth: tuple[str, str] | None,
     max_bytes: int,
     timeout_seconds: float,
 ) -> SavedMedia:
@@ -96,7 +96,7 @@ async def _follow(
     url: str,
     destination: Path,
     media_hosts: tuple[str, ...],
-    auth: aiohttp.BasicAuth | None,
+    auth: tuple[str, str] | None,
     max_bytes: int,
 ) -> SavedMedia:
     first_host = urlsplit(url).hostname
@@ -104,8 +104,10 @@ async def _follow(
         check_media_url(url, media_hosts)
         # Credentials go only to the host the webhook named, never to a
         # redirect target such as a storage bucket.
-        hop_auth = auth if urlsplit(url).hostname == first_host else None
-        async with session.get(url, auth=hop_auth, allow_redirects=False) as response:
+        headers = {}
+        if auth is not None and urlsplit(url).hostname == first_host:
+            headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
+        async with session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status in (301, 302, 303, 307, 308):
                 url = urljoin(url, response.headers.get("Location", ""))
                 continue

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from capture.db import Database, transaction
 from capture.recordings import mark_failed, mark_stored, recording_by_sid
 from capture.settings import Settings
@@ -57,9 +55,7 @@ class RecordingDownloader:
             )
         return self.settings.recordings_dir / f"{recording_sid}.wav"
 
-    def _auth(self) -> aiohttp.BasicAuth | None:
+    def _auth(self) -> tuple[str, str] | None:
         if not self.settings.twilio_account_sid:
             return None
-        return aiohttp.BasicAuth(
-            self.settings.twilio_account_sid, self.settings.twilio_auth_token
-        )
+        return (self.settings.twilio_account_sid, self.settings.twilio_auth_token)

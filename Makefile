@@ -1,0 +1,43 @@
+# One set of commands for people and CI. `make run` and `make test` do all
+# set-up: a virtual environment in .venv, pinned dependencies, migrations.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_CONFIG := touchline.demo.toml
+
+.PHONY: install run test lint format typecheck bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/touchline --config $(DEMO_CONFIG) serve --demo --host 127.0.0.1 --port 8080
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/webhooks.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/transcribe_rtf.py
+
+clean:
+	rm -rf $(VENV) data
