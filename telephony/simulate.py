@@ -1148,7 +1148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: one per 20 calls)",
     )
     parser.add_argument(
-        "--account-sid", default=DEFAULT_ACCOUNT_SID, help="AccountSid to send"
+        "--account-sid",
+        default=None,
+        help="AccountSid to send (default: the server's twilio_account_sid setting)",
     )
 
     parser.add_argument(
@@ -1181,7 +1183,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main_from_args(args: argparse.Namespace, settings_auth_token: str | None) -> int:
+def main_from_args(
+    args: argparse.Namespace,
+    settings_auth_token: str | None,
+    settings_account_sid: str | None = None,
+) -> int:
     """Run `touchline simulate` and return the exit status.
 
     Returns 0 when every webhook got a 2xx and every recording was fetched,
@@ -1199,7 +1205,8 @@ def main_from_args(args: argparse.Namespace, settings_auth_token: str | None) ->
         return 2
 
     with _work_directory(args.work_dir) as work_dir:
-        options = _options_from_args(args, auth_token, work_dir)
+        account_sid = args.account_sid or settings_account_sid or DEFAULT_ACCOUNT_SID
+        options = _options_from_args(args, auth_token, account_sid, work_dir)
         try:
             report = asyncio.run(run_simulation(options, progress=print))
         except (ValueError, RuntimeError) as exc:
@@ -1218,7 +1225,7 @@ def main_from_args(args: argparse.Namespace, settings_auth_token: str | None) ->
 
 
 def _options_from_args(
-    args: argparse.Namespace, auth_token: str, work_dir: Path
+    args: argparse.Namespace, auth_token: str, account_sid: str, work_dir: Path
 ) -> SimulationOptions:
     unknown = args.unknown_callers
     withheld = args.withheld_callers
@@ -1226,7 +1233,7 @@ def _options_from_args(
         url=args.url,
         auth_token=auth_token,
         work_dir=work_dir,
-        account_sid=args.account_sid,
+        account_sid=account_sid,
         calls=args.calls,
         sms=args.sms,
         rate=args.rate,

@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import getpass
 import logging
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from capture import migrate
@@ -26,6 +28,9 @@ from telephony import simulate
 from web.app import create_app, job_handlers
 
 log = logging.getLogger("touchline")
+
+DEMO_CALLS = 8
+DEMO_MESSAGES = 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,20 +133,49 @@ def run_serve(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.database_url)
     app = create_app(settings)
     if args.demo:
-        app.on_startup.append(_demo_startup(settings, args.port))
+        app.cleanup_ctx.append(_demo_context(settings, args.port))
     web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
     return 0
 
 
-def _demo_startup(
+def _demo_context(
     settings: Settings, port: int
-) -> Callable[[web.Application], Awaitable[None]]:
-    async def start(app: web.Application) -> None:
-        await _with_database(settings, lambda s: load_demo(s, settings.default_region))
-        options = simulate.demo_options(settings, f"http://127.0.0.1:{port}")
-        app["demo_simulation"] = asyncio.create_task(simulate.run_simulation(options))
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Load the demo company, then simulate calls against this server."""
 
-    return start
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        await _with_database(settings, lambda s: load_demo(s, settings.default_region))
+        options = simulate.SimulationOptions(
+            url=f"http://127.0.0.1:{port}",
+            auth_token=settings.twilio_auth_token,
+            account_sid=settings.twilio_account_sid or simulate.DEFAULT_ACCOUNT_SID,
+            work_dir=settings.data_dir / "demo-audio",
+            calls=DEMO_CALLS,
+            sms=DEMO_MESSAGES,
+            unknown_callers=1,
+            withheld_callers=1,
+        )
+        task = asyncio.create_task(_simulate_demo(options))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return context
+
+
+async def _simulate_demo(options: simulate.SimulationOptions) -> None:
+    # Startup contexts run before the socket opens: wait until it answers.
+    async with aiohttp.ClientSession() as session:
+        for _ in range(60):
+            try:
+                async with session.get(options.url + "/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    report = await simulate.run_simulation(options)
+    log.info("demo simulation finished: %s", simulate.format_summary(report))
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -157,8 +191,6 @@ def run_worker(args: argparse.Namespace) -> int:
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        import signal
-
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
         try:
@@ -232,7 +264,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     except SettingsError:
         settings = None
     token = settings.twilio_auth_token if settings else None
-    return simulate.main_from_args(args, token)
+    account_sid = settings.twilio_account_sid if settings else None
+    return simulate.main_from_args(args, token, account_sid)
 
 
 def run_export_activities(args: argparse.Namespace) -> int:
