@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from capture import migrate
 from capture.db import Database, transaction
@@ -146,4 +147,7 @@ async def post_signed(
     """POST a form to the server, signed as Twilio signs it."""
     url = signed_url if signed_url is not None else PUBLIC_URL + path
     headers = {"X-Twilio-Signature": sign(url, params, token)}
-    return await client.post(path, data=params, headers=headers)
+    # encoded=True sends the path and query byte for byte, as Twilio does;
+    # otherwise yarl would decode %40 to @ and change what was signed.
+    target = URL(str(client.make_url("/")).rstrip("/") + path, encoded=True)
+    return await client.session.post(target, data=params, headers=headers)

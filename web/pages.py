@@ -18,6 +18,7 @@ from web.keys import DATABASE, SETTINGS
 
 routes = web.RouteTableDef()
 PAGE = 100
+PHONE_CHARACTERS = frozenset("0123456789+-.() ")
 
 
 @routes.get("/")
@@ -31,7 +32,7 @@ async def customers(request: web.Request) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     query = request.query.get("q", "").strip()
     phone = email = text = None
-    if query.startswith("+") or query.replace(" ", "").replace("-", "").isdigit():
+    if looks_like_phone(query):
         phone = query
     elif "@" in query:
         email = query
@@ -59,6 +60,12 @@ async def customers(request: web.Request) -> dict[str, Any]:
                 limit=PAGE,
             )
     return {"customers": found[:PAGE], "query": query, "more": len(found) > PAGE}
+
+
+def looks_like_phone(query: str) -> bool:
+    """True for text made of phone characters with at least seven digits."""
+    digits = sum(character.isdigit() for character in query)
+    return digits >= 7 and all(character in PHONE_CHARACTERS for character in query)
 
 
 def _id(request: web.Request, name: str) -> int:

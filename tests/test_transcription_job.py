@@ -1,0 +1,103 @@
+"""The transcription job on stored recordings, with the tiny.en model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from audio import assemble_turns, synthesize_speech, write_wav
+from conftest import make_settings, post_signed
+from media_host import MediaHost, media_host
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from test_recordings import start_call
+from twilio_params import new_sid, recording_status
+
+from capture.db import Database, transaction
+from capture.models import Transcript
+from capture.recordings import TRANSCRIBE_JOB
+from capture.worker import Worker
+from web.app import create_app
+from web.keys import SETTINGS, WORKER
+
+pytestmark = pytest.mark.speech
+
+
+@pytest.fixture
+async def speech_client(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, demo: None, request: Any
+) -> Any:
+    rep_channel = getattr(request, "param", 2)
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        transcribe_engine="faster-whisper",
+        dial_rep_channel=rep_channel,
+        api_rep_channel=rep_channel,
+    )
+    return await aiohttp_client(create_app(settings, run_worker=False))
+
+
+async def store_recording(client: Any, body: bytes) -> str:
+    """Post a completed recording for a new call and run its jobs."""
+    call_sid = await start_call(client)
+    recording_sid = new_sid("RE")
+    host = MediaHost(files={f"/R/{recording_sid}": body})
+    worker: Worker = client.app[WORKER]
+    async with media_host(host):
+        url = f"{host.base_url}/R/{recording_sid}"
+        params = recording_status(
+            call_sid, recording_sid, "completed", url=url, duration=2
+        )
+        await post_signed(client, "/twilio/voice/recording", params)
+        assert await worker.run_once()
+    assert TRANSCRIBE_JOB in worker.handlers
+    assert await worker.run_once()
+    return call_sid
+
+
+async def transcript_of(database: Database) -> Transcript:
+    async with transaction(database.reads) as session:
+        transcript = await session.scalar(
+            select(Transcript).options(selectinload(Transcript.segments))
+        )
+    assert transcript is not None
+    return transcript
+
+
+async def test_transcribe_silence_gives_no_text(
+    speech_client: Any, database: Database, tmp_path: Path
+) -> None:
+    path = write_wav(tmp_path / "silence.wav", np.zeros((8000 * 3, 2), dtype=np.int16))
+
+    await store_recording(speech_client, path.read_bytes())
+
+    transcript = await transcript_of(database)
+    assert transcript.text == ""
+    assert transcript.segments == []
+
+
+@pytest.mark.parametrize("speech_client", [1, 2], indirect=True)
+async def test_transcribe_labels_rep_channel(
+    speech_client: Any, database: Database, tmp_path: Path
+) -> None:
+    rep_channel = speech_client.app[SETTINGS].api_rep_channel
+    first = synthesize_speech("I will send the contract on Thursday.", voice="en-us")
+    second = synthesize_speech("Please email the pricing to our office.", voice="en-gb")
+    samples = assemble_turns([(1, first), (2, second)])
+    path = write_wav(tmp_path / "call.wav", samples)
+
+    call_sid = await store_recording(speech_client, path.read_bytes())
+
+    detail = await (await speech_client.get(f"/calls/{call_sid}")).text()
+    transcript = await transcript_of(database)
+    by_speaker = {
+        segment.speaker: segment.text.lower() for segment in transcript.segments
+    }
+    rep_words = "contract" if rep_channel == 1 else "pricing"
+    customer_words = "pricing" if rep_channel == 1 else "contract"
+    assert rep_words in by_speaker["rep"]
+    assert customer_words in by_speaker["customer"]
+    assert "contract" in detail
