@@ -3,30 +3,28 @@
 Twilio does not guarantee arrival order, so a call's status is the status of
 the event with the highest `SequenceNumber` seen so far, whatever order the
 events arrived in, and a finished call never returns to a live status.
+
+Events are applied in batches with Core statements: one stores every new
+event of the batch, one loads the calls they belong to, the parties of new
+calls are resolved together, and new and changed calls are written with one
+executemany each, so the cost per event stays low under load.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
-from capture.identity import (
-    Party,
-    PartyKind,
-    create_lead,
-    find_customer_by_phone,
-    find_rep,
-    is_company_number,
-    parse_party,
-)
-from capture.models import Activity, Call, CallEvent, Customer, User
-from capture.sql import insert_ignore
-from capture.stream import add_activity, move_activity_time
+from capture.identity import Directory, parse_party
+from capture.models import Activity, Call, CallEvent, utcnow
+from capture.sql import insert_returning
+from capture.stream import PlanIndex, plan_open_at
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +64,10 @@ class CallStatusEvent:
     # Talk time in seconds, sent with the final status.
     call_duration: int | None
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.call_sid, self.sequence_number)
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -74,138 +76,290 @@ class CallResult:
     activity_id: int | None = None
 
 
-async def apply_call_status(
-    session: AsyncSession, event: CallStatusEvent, default_region: str
+@dataclass
+class CallState:
+    """A call and its touch as plain values, folded in memory, then written."""
+
+    call_sid: str
+    status: str
+    last_sequence: int
+    occurred_at: datetime
+    customer_id: int | None
+    call_id: int | None = None
+    activity_id: int | None = None
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    talk_seconds: int | None = None
+    changed: bool = False
+    moved: bool = False
+
+
+CALLS = Call.__table__
+ACTIVITIES = Activity.__table__
+
+
+def apply_call_status(
+    session: Session, event: CallStatusEvent, default_region: str
 ) -> CallResult:
     """Store one status callback and update the call it belongs to."""
-    inserted = await insert_ignore(
-        session,
-        CallEvent.__table__,
+    [result] = apply_call_statuses(session, [event], default_region)
+    return result
+
+
+def apply_call_statuses(
+    session: Session, events: Sequence[CallStatusEvent], default_region: str
+) -> list[CallResult]:
+    """Store status callbacks and update their calls; one result per event."""
+    new_events = _store_events(session, events)
+    states = _load_states(session, {event.call_sid for event in new_events})
+    firsts: dict[str, CallStatusEvent] = {}
+    for event in new_events:
+        if event.call_sid not in states:
+            firsts.setdefault(event.call_sid, event)
+            states[event.call_sid] = _initial_state(event)
+    outcomes: dict[int, Outcome] = {}
+    for event in new_events:
+        state = states[event.call_sid]
+        if firsts.get(event.call_sid) is event:
+            outcomes[id(event)] = Outcome.CREATED
+        elif event.sequence_number > state.last_sequence:
+            outcomes[id(event)] = Outcome.UPDATED
+        else:
+            outcomes[id(event)] = Outcome.STALE
+        _fold_event(state, event)
+    _insert_calls(session, firsts, states, default_region)
+    _update_calls(session, [s for sid, s in states.items() if sid not in firsts])
+    results = []
+    for event in events:
+        # A repeat of an event, earlier or in this same batch, is a duplicate.
+        outcome = outcomes.get(id(event), Outcome.DUPLICATE)
+        state = states.get(event.call_sid)
+        activity_id = state.activity_id if state is not None else None
+        results.append(CallResult(outcome, event.call_sid, activity_id))
+    return results
+
+
+def _store_events(
+    session: Session, events: Sequence[CallStatusEvent]
+) -> list[CallStatusEvent]:
+    """Insert the events not stored before; return those, in batch order."""
+    first: dict[tuple[str, int], CallStatusEvent] = {}
+    for event in events:
+        first.setdefault(event.key, event)
+    rows = [
         {
             "call_sid": event.call_sid,
             "sequence_number": event.sequence_number,
             "status": event.status,
             "occurred_at": event.occurred_at,
             "call_duration": event.call_duration,
-        },
+            "received_at": utcnow(),
+        }
+        for event in first.values()
+    ]
+    table = CallEvent.__table__
+    inserted = insert_returning(
+        session, table, rows, (table.c.call_sid, table.c.sequence_number)
     )
-    if not inserted:
-        return CallResult(Outcome.DUPLICATE, event.call_sid)
-    result = await session.execute(
-        select(Call, Activity)
-        .join(Activity, Call.activity_id == Activity.id)
-        .where(Call.call_sid == event.call_sid)
-    )
-    row = result.first()
-    if row is None:
-        call, activity = await _create_call(session, event, default_region)
-        outcome = Outcome.CREATED
-    else:
-        call, activity = row[0], row[1]
-        newer = event.sequence_number > call.last_sequence
-        outcome = Outcome.UPDATED if newer else Outcome.STALE
-    _fold_event(call, event)
-    await move_activity_time(session, activity, event.occurred_at)
-    return CallResult(outcome, event.call_sid, activity.id)
+    return [event for key, event in first.items() if key in inserted]
 
 
-def _fold_event(call: Call, event: CallStatusEvent) -> None:
+LOAD_STATES = (
+    select(
+        CALLS.c.call_sid,
+        CALLS.c.status,
+        CALLS.c.last_sequence,
+        ACTIVITIES.c.occurred_at,
+        ACTIVITIES.c.customer_id,
+        CALLS.c.id,
+        CALLS.c.activity_id,
+        CALLS.c.started_at,
+        CALLS.c.answered_at,
+        CALLS.c.ended_at,
+        CALLS.c.talk_seconds,
+    )
+    .join(ACTIVITIES, CALLS.c.activity_id == ACTIVITIES.c.id)
+    .where(CALLS.c.call_sid.in_(bindparam("sids", expanding=True)))
+)
+
+
+def _load_states(session: Session, call_sids: set[str]) -> dict[str, CallState]:
+    if not call_sids:
+        return {}
+    result = session.connection().execute(LOAD_STATES, {"sids": list(call_sids)})
+    return {row.call_sid: CallState(*row) for row in result}
+
+
+def _initial_state(event: CallStatusEvent) -> CallState:
+    return CallState(
+        call_sid=event.call_sid,
+        status=event.status,
+        last_sequence=event.sequence_number,
+        occurred_at=event.occurred_at,
+        customer_id=None,
+    )
+
+
+def _fold_event(state: CallState, event: CallStatusEvent) -> None:
     moment = event.occurred_at
     if event.status in START_STATUSES:
-        call.started_at = _earliest(call.started_at, moment)
+        state.started_at = _earliest(state.started_at, moment)
     if event.status == "in-progress":
-        call.answered_at = _earliest(call.answered_at, moment)
+        state.answered_at = _earliest(state.answered_at, moment)
     if event.status in FINAL_STATUSES:
-        call.ended_at = moment
-        call.talk_seconds = event.call_duration or 0
-    if event.sequence_number > call.last_sequence:
+        state.ended_at = moment
+        state.talk_seconds = event.call_duration or 0
+    if event.sequence_number > state.last_sequence:
         leaving_final = (
-            call.status in FINAL_STATUSES and event.status not in FINAL_STATUSES
+            state.status in FINAL_STATUSES and event.status not in FINAL_STATUSES
         )
         if not leaving_final:
-            call.status = event.status
-        call.last_sequence = event.sequence_number
+            state.status = event.status
+        state.last_sequence = event.sequence_number
+    if moment < state.occurred_at:
+        state.occurred_at = moment
+        state.moved = True
+    state.changed = True
 
 
 def _earliest(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None else min(current, moment)
 
 
-async def _create_call(
-    session: AsyncSession, event: CallStatusEvent, default_region: str
-) -> tuple[Call, Activity]:
-    caller = parse_party(event.from_party, default_region)
-    callee = parse_party(event.to_party, default_region)
-    rep, other, direction = await resolve_legs(session, caller, callee)
-    customer = await customer_for_party(session, other, rep)
-    rep_id = rep.id if rep is not None else None
-    activity = await add_activity(
-        session,
-        external_key=f"call:{event.call_sid}",
-        channel="call",
-        direction=direction,
-        occurred_at=event.occurred_at,
-        customer_id=customer.id if customer is not None else None,
-        rep_id=rep_id,
+def _insert_calls(
+    session: Session,
+    firsts: dict[str, CallStatusEvent],
+    states: dict[str, CallState],
+    default_region: str,
+) -> None:
+    """Insert the touch and the call of each new call, in their folded state."""
+    if not firsts:
+        return
+    touches = _resolve_touches(session, firsts, states, default_region)
+    inserted = session.connection().execute(
+        insert(ACTIVITIES).returning(ACTIVITIES.c.id, ACTIVITIES.c.external_key),
+        touches,
     )
-    call = Call(
-        activity_id=activity.id,
-        call_sid=event.call_sid,
-        parent_call_sid=event.parent_call_sid,
-        twilio_direction=event.twilio_direction,
-        from_party=event.from_party,
-        to_party=event.to_party,
-        status=event.status,
-        last_sequence=event.sequence_number,
+    activity_ids = {key: activity_id for activity_id, key in inserted}
+    rows = []
+    for sid, event in firsts.items():
+        state = states[sid]
+        state.activity_id = activity_ids[f"call:{sid}"]
+        rows.append(_call_row(state, event))
+    session.connection().execute(insert(CALLS), rows)
+    for touch in touches:
+        log.debug(
+            "call created: key=%s customer=%s rep=%s",
+            touch["external_key"],
+            touch["customer_id"],
+            touch["rep_id"],
+        )
+
+
+def _resolve_touches(
+    session: Session,
+    firsts: dict[str, CallStatusEvent],
+    states: dict[str, CallState],
+    default_region: str,
+) -> list[dict[str, object]]:
+    parties = {
+        sid: (
+            parse_party(event.from_party, default_region),
+            parse_party(event.to_party, default_region),
+        )
+        for sid, event in firsts.items()
+    }
+    directory = Directory.load(session, [p for pair in parties.values() for p in pair])
+    touches = []
+    for sid, (caller, callee) in parties.items():
+        rep, other, direction = directory.resolve_legs(caller, callee)
+        customer = directory.customer_for(session, other, rep)
+        states[sid].customer_id = customer.id if customer else None
+        touches.append(
+            {
+                "external_key": f"call:{sid}",
+                "channel": "call",
+                "direction": direction,
+                "occurred_at": states[sid].occurred_at,
+                "customer_id": states[sid].customer_id,
+                "rep_id": rep.id if rep else None,
+                "plan_id": None,
+                "summary": "",
+                "automatic": False,
+                "created_at": utcnow(),
+            }
+        )
+    customer_ids = {t["customer_id"] for t in touches if t["customer_id"] is not None}
+    earliest = min(states[sid].occurred_at for sid in firsts)
+    plans = PlanIndex.load(session, customer_ids, earliest)  # type: ignore[arg-type]
+    for touch in touches:
+        touch["plan_id"] = plans.open_at(touch["customer_id"], touch["occurred_at"])  # type: ignore[arg-type]
+    return touches
+
+
+def _call_row(state: CallState, event: CallStatusEvent) -> dict[str, object]:
+    return {
+        "activity_id": state.activity_id,
+        "call_sid": state.call_sid,
+        "parent_call_sid": event.parent_call_sid,
+        "twilio_direction": event.twilio_direction,
+        "from_party": event.from_party,
+        "to_party": event.to_party,
+        "status": state.status,
+        "last_sequence": state.last_sequence,
+        "started_at": state.started_at,
+        "answered_at": state.answered_at,
+        "ended_at": state.ended_at,
+        "talk_seconds": state.talk_seconds,
+    }
+
+
+UPDATE_CALL = (
+    update(CALLS)
+    .where(CALLS.c.id == bindparam("call_id"))
+    .values(
+        status=bindparam("new_status"),
+        last_sequence=bindparam("new_last_sequence"),
+        started_at=bindparam("new_started_at"),
+        answered_at=bindparam("new_answered_at"),
+        ended_at=bindparam("new_ended_at"),
+        talk_seconds=bindparam("new_talk_seconds"),
     )
-    session.add(call)
-    await session.flush()
-    log.info(
-        "call created: call=%s activity=%s customer=%s rep=%s caller=%s",
-        event.call_sid,
-        activity.id,
-        activity.customer_id,
-        rep_id,
-        other.kind,
+)
+
+
+def _update_calls(session: Session, states: list[CallState]) -> None:
+    changed = [state for state in states if state.changed]
+    if not changed:
+        return
+    session.connection().execute(
+        UPDATE_CALL,
+        [
+            {
+                "call_id": s.call_id,
+                "new_status": s.status,
+                "new_last_sequence": s.last_sequence,
+                "new_started_at": s.started_at,
+                "new_answered_at": s.answered_at,
+                "new_ended_at": s.ended_at,
+                "new_talk_seconds": s.talk_seconds,
+            }
+            for s in changed
+        ],
     )
-    return call, activity
+    for state in changed:
+        if state.moved:
+            _move_touch(session, state)
 
 
-async def resolve_legs(
-    session: AsyncSession, caller: Party, callee: Party
-) -> tuple[User | None, Party, str]:
-    """Return the rep on the call, the other party and the touch direction.
-
-    The rep is whichever side is a rep's phone or `client:` identity. With no
-    rep on either side, the side that is a company number is the company and
-    the other side the customer.
-    """
-    rep_called = await find_rep(session, callee)
-    if rep_called is not None:
-        return rep_called, caller, "inbound"
-    rep_calling = await find_rep(session, caller)
-    if rep_calling is not None:
-        return rep_calling, callee, "outbound"
-    if await is_company_number(session, caller):
-        return None, callee, "outbound"
-    return None, caller, "inbound"
-
-
-async def customer_for_party(
-    session: AsyncSession, party: Party, rep: User | None
-) -> Customer | None:
-    """Find the customer of a number, or create a lead owned by `rep`.
-
-    Withheld callers, `client:` and `sip:` parties, reps and company numbers
-    are never customers.
-    """
-    if party.kind is not PartyKind.NUMBER:
-        return None
-    if await is_company_number(session, party):
-        return None
-    if await find_rep(session, party) is not None:
-        return None
-    customer = await find_customer_by_phone(session, party.value)
-    if customer is not None:
-        return customer
-    return await create_lead(session, party.value, rep.id if rep else None)
+def _move_touch(session: Session, state: CallState) -> None:
+    """Move a touch earlier when an earlier event of it arrived late."""
+    plan_id = None
+    if state.customer_id is not None:
+        plan_id = plan_open_at(session, state.customer_id, state.occurred_at)
+    session.execute(
+        update(ACTIVITIES)
+        .where(ACTIVITIES.c.id == state.activity_id)
+        .values(occurred_at=state.occurred_at, plan_id=plan_id)
+    )

@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,13 @@ def async_url(database_url: str) -> URL:
 
 
 def sync_url(database_url: str) -> URL:
-    """Return `database_url` with a synchronous driver, for Alembic."""
+    """Return `database_url` with the synchronous driver of its database."""
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return url.set(drivername="sqlite")
     if backend == "postgresql":
-        return url.set(drivername="postgresql+asyncpg")
+        return url.set(drivername="postgresql+psycopg")
     raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
 
 
@@ -58,20 +60,33 @@ def create_engine(
     """
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, immediate, **options)
+        _make_folder(url)
+        engine = create_async_engine(url, **options)
+        _configure_sqlite(engine.sync_engine, immediate)
+        return engine
     options.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **options)
 
 
-def _sqlite_engine(url: URL, immediate: bool, **options: Any) -> AsyncEngine:
+def create_sync_engine(database_url: str) -> Engine:
+    """Create the synchronous engine of the batch writer's thread."""
+    url = sync_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _make_folder(url)
+        engine = sqlalchemy.create_engine(
+            url, connect_args={"check_same_thread": False}
+        )
+        _configure_sqlite(engine, immediate=True)
+        return engine
+    return sqlalchemy.create_engine(url, pool_pre_ping=True, pool_size=2)
+
+
+def _make_folder(url: URL) -> None:
     if url.database and url.database != ":memory:":
-        from pathlib import Path
-
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    options.setdefault("poolclass", NullPool)
-    engine = create_async_engine(url, **options)
-    sync_engine = engine.sync_engine
 
+
+def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
     @event.listens_for(sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling breaks SAVEPOINT and defers
@@ -90,8 +105,6 @@ def _sqlite_engine(url: URL, immediate: bool, **options: Any) -> AsyncEngine:
     @event.listens_for(sync_engine, "begin")
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
-
-    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -114,11 +127,21 @@ class Database:
             self.read_engine = self.write_engine
         self.reads = session_factory(self.read_engine)
         self.writes = session_factory(self.write_engine)
+        self.database_url = database_url
+        self._batch_engine: Engine | None = None
+
+    def batch_sessions(self) -> sessionmaker[Session]:
+        """Synchronous sessions for the batch writer's thread, created on first use."""
+        if self._batch_engine is None:
+            self._batch_engine = create_sync_engine(self.database_url)
+        return sessionmaker(self._batch_engine, expire_on_commit=False)
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+        if self._batch_engine is not None:
+            self._batch_engine.dispose()
 
 
 @asynccontextmanager

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
 import phonenumbers
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.orm import Session
 
-from capture.models import CompanyNumber, ContactPoint, Customer, User
+from capture.models import CompanyNumber, ContactPoint, Customer, User, utcnow
 
 # Twilio reports withheld callers as these numbers: anonymous, restricted.
 WITHHELD_NUMBERS = frozenset({"+266696687", "+7378742833"})
@@ -34,6 +35,7 @@ class Party:
     raw: str
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_party(raw: str, default_region: str) -> Party:
     """Classify a Twilio `From`/`To` value and normalise numbers to E.164."""
     text = raw.strip()
@@ -70,48 +72,137 @@ def mask_phone(number: str) -> str:
     return "*" * (len(number) - 3) + number[-3:]
 
 
-async def find_rep(session: AsyncSession, party: Party) -> User | None:
-    """Return the active user whose phone or client identity is `party`."""
-    if party.kind is PartyKind.NUMBER:
-        condition = User.phone == party.value
-    elif party.kind is PartyKind.CLIENT:
-        condition = User.client_identity == party.value
-    else:
+@dataclass(frozen=True)
+class RepRef:
+    id: int
+    email: str
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    id: int
+    owner_id: int | None
+
+
+# Built once: building a statement costs more than running it on SQLite.
+REPS_QUERY = select(User.id, User.email, User.phone, User.client_identity).where(
+    User.active,
+    or_(
+        User.phone.in_(bindparam("numbers", expanding=True)),
+        User.client_identity.in_(bindparam("clients", expanding=True)),
+    ),
+)
+COMPANY_QUERY = select(CompanyNumber.phone).where(
+    CompanyNumber.phone.in_(bindparam("numbers", expanding=True))
+)
+# Descending ids, so the oldest customer of a shared number wins.
+CUSTOMERS_QUERY = (
+    select(ContactPoint.value, Customer.id, Customer.owner_id)
+    .join(Customer, ContactPoint.customer_id == Customer.id)
+    .where(
+        ContactPoint.kind == "phone",
+        ContactPoint.value.in_(bindparam("numbers", expanding=True)),
+    )
+    .order_by(Customer.id.desc())
+)
+
+
+class Directory:
+    """Reps, company numbers and customers of a set of parties, loaded at once.
+
+    Bulk webhook handling resolves every party of a batch with three
+    queries instead of several per event. Leads created while handling the
+    batch are added, so two events from one unknown number make one lead.
+    """
+
+    def __init__(self) -> None:
+        self.reps_by_phone: dict[str, RepRef] = {}
+        self.reps_by_client: dict[str, RepRef] = {}
+        self.company_numbers: set[str] = set()
+        self.customers_by_phone: dict[str, CustomerRef] = {}
+
+    @classmethod
+    def load(cls, session: Session, parties: list[Party]) -> Directory:
+        directory = cls()
+        numbers = {p.value for p in parties if p.kind is PartyKind.NUMBER}
+        clients = {p.value for p in parties if p.kind is PartyKind.CLIENT}
+        if not numbers and not clients:
+            return directory
+        parameters = {"numbers": list(numbers), "clients": list(clients)}
+        reps = session.execute(REPS_QUERY, parameters)
+        for rep_id, email, phone, client in reps:
+            if phone:
+                directory.reps_by_phone[phone] = RepRef(rep_id, email)
+            if client:
+                directory.reps_by_client[client] = RepRef(rep_id, email)
+        company = session.scalars(COMPANY_QUERY, parameters)
+        directory.company_numbers.update(company)
+        customers = session.execute(CUSTOMERS_QUERY, parameters)
+        for number, customer_id, owner_id in customers:
+            directory.customers_by_phone[number] = CustomerRef(customer_id, owner_id)
+        return directory
+
+    def rep(self, party: Party) -> RepRef | None:
+        if party.kind is PartyKind.NUMBER:
+            return self.reps_by_phone.get(party.value)
+        if party.kind is PartyKind.CLIENT:
+            return self.reps_by_client.get(party.value)
         return None
-    result = await session.execute(select(User).where(condition, User.active))
-    return result.scalar_one_or_none()
+
+    def is_company(self, party: Party) -> bool:
+        return party.kind is PartyKind.NUMBER and party.value in self.company_numbers
+
+    def resolve_legs(
+        self, caller: Party, callee: Party
+    ) -> tuple[RepRef | None, Party, str]:
+        """Return the rep on the call, the other party and the touch direction.
+
+        The rep is whichever side is a rep's phone or `client:` identity. With
+        no rep on either side, a company number on the calling side makes the
+        touch outbound; otherwise the caller is the customer.
+        """
+        rep_called = self.rep(callee)
+        if rep_called is not None:
+            return rep_called, caller, "inbound"
+        rep_calling = self.rep(caller)
+        if rep_calling is not None:
+            return rep_calling, callee, "outbound"
+        if self.is_company(caller):
+            return None, callee, "outbound"
+        return None, caller, "inbound"
+
+    def customer_for(
+        self, session: Session, party: Party, rep: RepRef | None
+    ) -> CustomerRef | None:
+        """Find the customer of a number, or create a lead owned by `rep`.
+
+        Withheld callers, `client:` and `sip:` parties, reps and company
+        numbers are never customers.
+        """
+        if party.kind is not PartyKind.NUMBER:
+            return None
+        if self.is_company(party) or self.rep(party) is not None:
+            return None
+        customer = self.customers_by_phone.get(party.value)
+        if customer is None:
+            customer = create_lead(session, party.value, rep.id if rep else None)
+            self.customers_by_phone[party.value] = customer
+        return customer
 
 
-async def is_company_number(session: AsyncSession, party: Party) -> bool:
-    if party.kind is not PartyKind.NUMBER:
-        return False
-    result = await session.execute(
-        select(CompanyNumber.id).where(CompanyNumber.phone == party.value)
-    )
-    return result.first() is not None
-
-
-async def find_customer_by_phone(session: AsyncSession, number: str) -> Customer | None:
-    """Return the customer owning `number`, the oldest one when several do."""
-    result = await session.execute(
-        select(Customer)
-        .join(ContactPoint)
-        .where(ContactPoint.kind == "phone", ContactPoint.value == number)
-        .order_by(Customer.id)
-        .limit(1)
-    )
-    return result.scalar_one_or_none()
-
-
-async def create_lead(
-    session: AsyncSession, number: str, owner_id: int | None
-) -> Customer:
-    """Create a lead customer for a number no customer owns yet."""
+def create_lead(session: Session, number: str, owner_id: int | None) -> CustomerRef:
+    """Insert a lead customer for a number no customer owns yet."""
     name = phonenumbers.format_number(
         phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.INTERNATIONAL
     )
-    customer = Customer(name=name, owner_id=owner_id, status="lead")
-    customer.contact_points.append(ContactPoint(kind="phone", value=number))
-    session.add(customer)
-    await session.flush()
-    return customer
+    customer_id = session.scalars(
+        insert(Customer)
+        .values(name=name, owner_id=owner_id, status="lead", created_at=utcnow())
+        .returning(Customer.id)
+    ).one()
+    session.execute(
+        insert(ContactPoint).values(
+            customer_id=customer_id, kind="phone", value=number, label=""
+        )
+    )
+    return CustomerRef(customer_id, owner_id)

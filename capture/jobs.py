@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from capture.db import transaction
 from capture.models import Job, utcnow
@@ -37,8 +38,8 @@ class ClaimedJob:
     max_attempts: int
 
 
-async def enqueue(
-    session: AsyncSession,
+def enqueue(
+    session: Session,
     kind: str,
     payload: dict[str, Any],
     *,
@@ -47,7 +48,7 @@ async def enqueue(
 ) -> bool:
     """Queue a job in the caller's transaction; False if `dedupe_key` exists."""
     now = utcnow()
-    return await insert_ignore(
+    return insert_ignore(
         session,
         Job.__table__,
         {

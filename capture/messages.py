@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from capture.calls import Outcome, customer_for_party, resolve_legs
-from capture.identity import parse_party
-from capture.models import Message, MessageEvent, User
+from capture.calls import Outcome
+from capture.identity import Directory, RepRef, parse_party
+from capture.models import Activity, Message, MessageEvent, User
 from capture.sql import insert_ignore
-from capture.stream import add_activity
+from capture.stream import plan_open_at
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +58,29 @@ class MessageResult:
     activity_id: int | None = None
 
 
-async def apply_message_status(
-    session: AsyncSession, event: MessageStatusEvent, default_region: str
+def apply_message_statuses(
+    session: Session, events: list[MessageStatusEvent], default_region: str
+) -> list[MessageResult]:
+    return [apply_message_status(session, event, default_region) for event in events]
+
+
+def apply_message_status(
+    session: Session, event: MessageStatusEvent, default_region: str
 ) -> MessageResult:
     """Store an inbound message or a status callback of one."""
-    inserted = await insert_ignore(
+    inserted = insert_ignore(
         session,
         MessageEvent.__table__,
         {"message_sid": event.message_sid, "status": event.status},
     )
     if not inserted:
         return MessageResult(Outcome.DUPLICATE, event.message_sid)
-    result = await session.execute(
+    result = session.execute(
         select(Message).where(Message.message_sid == event.message_sid)
     )
     message = result.scalar_one_or_none()
     if message is None:
-        message = await _create_message(session, event, default_region)
+        message = _create_message(session, event, default_region)
         return MessageResult(Outcome.CREATED, event.message_sid, message.activity_id)
     outcome = Outcome.STALE
     if STATUS_RANK[event.status] > STATUS_RANK[message.status]:
@@ -87,28 +93,36 @@ async def apply_message_status(
     return MessageResult(outcome, event.message_sid, message.activity_id)
 
 
-async def _create_message(
-    session: AsyncSession, event: MessageStatusEvent, default_region: str
+def _create_message(
+    session: Session, event: MessageStatusEvent, default_region: str
 ) -> Message:
     sender = parse_party(event.from_party, default_region)
     recipient = parse_party(event.to_party, default_region)
-    rep, other, direction = await resolve_legs(session, sender, recipient)
+    directory = Directory.load(session, [sender, recipient])
+    rep, other, direction = directory.resolve_legs(sender, recipient)
     if rep is None and event.rep_email:
-        rep = await _rep_by_email(session, event.rep_email)
-    customer = await customer_for_party(session, other, rep)
-    if rep is None and customer is not None and customer.owner_id is not None:
-        rep = await session.get(User, customer.owner_id)
-    activity = await add_activity(
-        session,
+        rep = _rep_by_email(session, event.rep_email)
+    customer = directory.customer_for(session, other, rep)
+    customer_id = customer.id if customer is not None else None
+    # A message to the company number belongs to the customer's owner.
+    rep_id = rep.id if rep is not None else None
+    if rep_id is None and customer is not None:
+        rep_id = customer.owner_id
+    plan_id = None
+    if customer_id is not None:
+        plan_id = plan_open_at(session, customer_id, event.occurred_at)
+    activity = Activity(
         external_key=f"sms:{event.message_sid}",
         channel="mms" if event.num_media else "sms",
         direction=direction,
         occurred_at=event.occurred_at,
-        customer_id=customer.id if customer is not None else None,
-        rep_id=rep.id if rep is not None else None,
+        customer_id=customer_id,
+        rep_id=rep_id,
+        plan_id=plan_id,
+        summary="",
     )
     message = Message(
-        activity_id=activity.id,
+        activity=activity,
         message_sid=event.message_sid,
         from_party=event.from_party,
         to_party=event.to_party,
@@ -119,7 +133,7 @@ async def _create_message(
         messaging_service_sid=event.messaging_service_sid,
     )
     session.add(message)
-    await session.flush()
+    session.flush()
     log.info(
         "message created: message=%s activity=%s customer=%s rep=%s",
         event.message_sid,
@@ -130,8 +144,10 @@ async def _create_message(
     return message
 
 
-async def _rep_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(
-        select(User).where(User.email == email.strip().lower(), User.active)
-    )
-    return result.scalar_one_or_none()
+def _rep_by_email(session: Session, email: str) -> RepRef | None:
+    result = session.execute(
+        select(User.id, User.email).where(
+            User.email == email.strip().lower(), User.active
+        )
+    ).first()
+    return RepRef(result.id, result.email) if result is not None else None

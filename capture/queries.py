@@ -19,7 +19,7 @@ from capture.models import (
     Recording,
     Transcript,
 )
-from capture.recordings import recordings_of_call
+from capture.recordings import recordings_of_call_query
 
 MAX_PAGE = 200
 
@@ -159,7 +159,7 @@ async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
     if row is None:
         raise NotFound(f"call {call_sid} not found", "call_sid")
     call, activity = row[0], row[1]
-    recordings = await recordings_of_call(session, call)
+    recordings = list((await session.scalars(recordings_of_call_query(call))).all())
     transcript = None
     stored = [recording.id for recording in recordings if recording.status == "stored"]
     if stored:

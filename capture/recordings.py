@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
 
 from capture.calls import Outcome
 from capture.jobs import enqueue
@@ -43,21 +43,24 @@ class RecordingResult:
     download_queued: bool = False
 
 
-async def apply_recording_status(
-    session: AsyncSession, event: RecordingStatusEvent
+def apply_recording_statuses(
+    session: Session, events: list[RecordingStatusEvent]
+) -> list[RecordingResult]:
+    return [apply_recording_status(session, event) for event in events]
+
+
+def apply_recording_status(
+    session: Session, event: RecordingStatusEvent
 ) -> RecordingResult:
     """Store a recording callback; queue the download when it is completed."""
-    inserted = await insert_ignore(
+    inserted = insert_ignore(
         session,
         RecordingEvent.__table__,
         {"recording_sid": event.recording_sid, "status": event.status},
     )
     if not inserted:
         return RecordingResult(Outcome.DUPLICATE, event.recording_sid)
-    result = await session.execute(
-        select(Recording).where(Recording.recording_sid == event.recording_sid)
-    )
-    recording = result.scalar_one_or_none()
+    recording = session.scalar(recording_query(event.recording_sid))
     outcome = Outcome.UPDATED
     if recording is None:
         recording = Recording(recording_sid=event.recording_sid, status=event.status)
@@ -66,10 +69,10 @@ async def apply_recording_status(
     elif STATUS_RANK[event.status] <= STATUS_RANK[recording.status]:
         return RecordingResult(Outcome.STALE, event.recording_sid)
     _update(recording, event)
-    await session.flush()
+    session.flush()
     queued = False
     if event.status == "completed":
-        queued = await enqueue(
+        queued = enqueue(
             session,
             DOWNLOAD_JOB,
             {"recording_sid": event.recording_sid},
@@ -90,22 +93,22 @@ def _update(recording: Recording, event: RecordingStatusEvent) -> None:
         recording.duration_seconds = event.duration_seconds
 
 
-async def mark_stored(
-    session: AsyncSession,
+def mark_stored(
+    session: Session,
     recording_sid: str,
     file_path: str,
     size_bytes: int,
     sha256: str,
 ) -> None:
     """Record the saved file and queue its transcription."""
-    recording = await recording_by_sid(session, recording_sid)
+    recording = session.scalars(recording_query(recording_sid)).one()
     recording.status = "stored"
     recording.file_path = file_path
     recording.size_bytes = size_bytes
     recording.sha256 = sha256
     recording.error = None
     recording.updated_at = utcnow()
-    await enqueue(
+    enqueue(
         session,
         TRANSCRIBE_JOB,
         {"recording_sid": recording_sid},
@@ -113,26 +116,23 @@ async def mark_stored(
     )
 
 
-async def mark_failed(session: AsyncSession, recording_sid: str, error: str) -> None:
-    recording = await recording_by_sid(session, recording_sid)
+def mark_failed(session: Session, recording_sid: str, error: str) -> None:
+    recording = session.scalars(recording_query(recording_sid)).one()
     recording.error = error[:2000]
     recording.updated_at = utcnow()
 
 
-async def recording_by_sid(session: AsyncSession, recording_sid: str) -> Recording:
-    result = await session.execute(
-        select(Recording).where(Recording.recording_sid == recording_sid)
-    )
-    return result.scalar_one()
+def recording_query(recording_sid: str) -> Select[tuple[Recording]]:
+    return select(Recording).where(Recording.recording_sid == recording_sid)
 
 
-async def call_of_recording(session: AsyncSession, recording: Recording) -> Call | None:
-    """Return the call a recording belongs to.
+def call_of_recording_query(recording: Recording) -> Select[tuple[Call]]:
+    """The call a recording belongs to.
 
     Twilio reports a recording with the parent leg's CallSid, while the call
     stored for a `<Dial>` may be the child leg that carries the rep.
     """
-    result = await session.execute(
+    return (
         select(Call)
         .where(
             or_(
@@ -143,14 +143,10 @@ async def call_of_recording(session: AsyncSession, recording: Recording) -> Call
         .order_by(Call.id)
         .limit(1)
     )
-    return result.scalar_one_or_none()
 
 
-async def recordings_of_call(session: AsyncSession, call: Call) -> list[Recording]:
+def recordings_of_call_query(call: Call) -> Select[tuple[Recording]]:
     sids = [call.call_sid]
     if call.parent_call_sid:
         sids.append(call.parent_call_sid)
-    result = await session.execute(
-        select(Recording).where(Recording.call_sid.in_(sids)).order_by(Recording.id)
-    )
-    return list(result.scalars())
+    return select(Recording).where(Recording.call_sid.in_(sids)).order_by(Recording.id)

@@ -1,78 +1,67 @@
-"""The activity stream: recording touches once and attaching them to plans."""
+"""The activity stream: touches recorded once and attached to the open plan."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy.orm import Session
 
 from capture.models import Activity, Plan
 
-
-async def plan_open_at(
-    session: AsyncSession, customer_id: int, moment: datetime
-) -> int | None:
-    """Return the id of the customer's plan that was open at `moment`."""
-    result = await session.execute(
-        select(Plan.id)
-        .where(
-            Plan.customer_id == customer_id,
-            Plan.created_at <= moment,
-            or_(Plan.closed_at.is_(None), Plan.closed_at > moment),
-            Plan.status != "cancelled",
-        )
-        .order_by(Plan.created_at.desc())
-        .limit(1)
-    )
-    return result.scalar_one_or_none()
+PLANS_QUERY = select(Plan).where(
+    Plan.customer_id.in_(bindparam("customers", expanding=True)),
+    Plan.status != "cancelled",
+    or_(Plan.closed_at.is_(None), Plan.closed_at > bindparam("earliest")),
+)
 
 
-async def find_activity(session: AsyncSession, external_key: str) -> Activity | None:
-    result = await session.execute(
-        select(Activity).where(Activity.external_key == external_key)
-    )
-    return result.scalar_one_or_none()
+class PlanIndex:
+    """The plans of some customers, to find the one open at a moment."""
+
+    def __init__(self, plans: Iterable[Plan] = ()) -> None:
+        self.by_customer: dict[int, list[Plan]] = defaultdict(list)
+        for plan in plans:
+            self.by_customer[plan.customer_id].append(plan)
+
+    @classmethod
+    def load(
+        cls, session: Session, customer_ids: set[int], earliest: datetime
+    ) -> PlanIndex:
+        """Load the plans of `customer_ids` that were open at or after `earliest`."""
+        if not customer_ids:
+            return cls()
+        parameters = {"customers": list(customer_ids), "earliest": earliest}
+        return cls(session.scalars(PLANS_QUERY, parameters))
+
+    def open_at(self, customer_id: int | None, moment: datetime) -> int | None:
+        """Return the id of the customer's plan that was open at `moment`."""
+        if customer_id is None:
+            return None
+        candidates = [
+            plan
+            for plan in self.by_customer.get(customer_id, ())
+            if plan.created_at <= moment
+            and (plan.closed_at is None or plan.closed_at > moment)
+        ]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda plan: plan.created_at).id
 
 
-async def add_activity(
-    session: AsyncSession,
-    *,
-    external_key: str,
-    channel: str,
-    direction: str,
-    occurred_at: datetime,
-    customer_id: int | None,
-    rep_id: int | None,
-    summary: str = "",
-) -> Activity:
-    """Add a touch, attached to the customer's plan open at `occurred_at`."""
-    plan_id = None
-    if customer_id is not None:
-        plan_id = await plan_open_at(session, customer_id, occurred_at)
-    activity = Activity(
-        external_key=external_key,
-        channel=channel,
-        direction=direction,
-        occurred_at=occurred_at,
-        customer_id=customer_id,
-        rep_id=rep_id,
-        plan_id=plan_id,
-        summary=summary,
-    )
-    session.add(activity)
-    await session.flush()
-    return activity
+def plan_open_at(session: Session, customer_id: int, moment: datetime) -> int | None:
+    index = PlanIndex.load(session, {customer_id}, moment)
+    return index.open_at(customer_id, moment)
 
 
-async def move_activity_time(
-    session: AsyncSession, activity: Activity, occurred_at: datetime
+def move_activity_time(
+    session: Session, activity: Activity, occurred_at: datetime
 ) -> None:
     """Move a touch earlier when an earlier event of it arrives late."""
     if occurred_at >= activity.occurred_at:
         return
     activity.occurred_at = occurred_at
     if activity.customer_id is not None:
-        activity.plan_id = await plan_open_at(
-            session, activity.customer_id, occurred_at
-        )
+        activity.plan_id = plan_open_at(session, activity.customer_id, occurred_at)

@@ -6,24 +6,28 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from capture.db import Database, transaction
-from capture.recordings import mark_failed, mark_stored, recording_by_sid
+from capture.db import Database
+from capture.recordings import mark_failed, mark_stored, recording_query
 from capture.settings import Settings
 from capture.worker import PermanentFailure, RetryLater
+from capture.writer import BatchWriter
 from telephony.media import download
 
 log = logging.getLogger(__name__)
 
 
 class RecordingDownloader:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, writer: BatchWriter
+    ) -> None:
         self.settings = settings
         self.database = database
+        self.writer = writer
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         recording_sid = str(payload["recording_sid"])
         async with self.database.reads() as session:
-            recording = await recording_by_sid(session, recording_sid)
+            recording = (await session.scalars(recording_query(recording_sid))).one()
         if recording.status == "stored":
             log.info("recording %s already stored; nothing to do", recording_sid)
             return
@@ -38,14 +42,15 @@ class RecordingDownloader:
                 timeout_seconds=self.settings.media_timeout,
             )
         except (RetryLater, PermanentFailure) as error:
-            async with transaction(self.database.writes) as session:
-                await mark_failed(session, recording_sid, str(error))
+            message = str(error)
+            await self.writer.run(lambda s: mark_failed(s, recording_sid, message))
             raise
         relative = str(saved.path.relative_to(self.settings.data_dir))
-        async with transaction(self.database.writes) as session:
-            await mark_stored(
-                session, recording_sid, relative, saved.size_bytes, saved.sha256
+        await self.writer.run(
+            lambda s: mark_stored(
+                s, recording_sid, relative, saved.size_bytes, saved.sha256
             )
+        )
         log.info("recording %s stored: bytes=%s", recording_sid, saved.size_bytes)
 
     def path_for(self, recording_sid: str) -> Path:

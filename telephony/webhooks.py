@@ -6,9 +6,10 @@ event is stored; a failure to store gets a 5xx so that Twilio may retry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from aiohttp import web
 from capture import calls, messages, recordings
 from capture.models import utcnow
 from capture.settings import Settings
-from capture.writer import BatchWriter
+from capture.writer import BatchWriter, BulkApply
 from telephony import forms
 from telephony.signature import SignatureChecker
 
@@ -41,6 +42,14 @@ class TwilioWebhooks:
         self.signatures = SignatureChecker(
             settings.public_url, settings.twilio_auth_token
         )
+        # One object for every request, so the writer groups them in a batch.
+        region = settings.default_region
+        self.apply_calls = functools.partial(
+            calls.apply_call_statuses, default_region=region
+        )
+        self.apply_messages = functools.partial(
+            messages.apply_message_statuses, default_region=region
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -54,8 +63,7 @@ class TwilioWebhooks:
         started = time.perf_counter()
         form = await self.signatures.verified_form(request)
         event = parse_call_status(form)
-        region = self.settings.default_region
-        result = await self._store(lambda s: calls.apply_call_status(s, event, region))
+        result = await self._store(self.apply_calls, event)
         _log_outcome(request, result.outcome, event.call_sid, started)
         return web.Response(status=204)
 
@@ -63,9 +71,7 @@ class TwilioWebhooks:
         started = time.perf_counter()
         form = await self.signatures.verified_form(request)
         event = parse_recording_status(form)
-        result = await self._store(
-            lambda s: recordings.apply_recording_status(s, event)
-        )
+        result = await self._store(recordings.apply_recording_statuses, event)
         if result.download_queued:
             self.on_job_queued()
         _log_outcome(request, result.outcome, event.recording_sid, started)
@@ -75,10 +81,7 @@ class TwilioWebhooks:
         started = time.perf_counter()
         form = await self.signatures.verified_form(request)
         event = parse_message(form, status_field="SmsStatus", default_status="received")
-        region = self.settings.default_region
-        result = await self._store(
-            lambda s: messages.apply_message_status(s, event, region)
-        )
+        result = await self._store(self.apply_messages, event)
         _log_outcome(request, result.outcome, event.message_sid, started)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
@@ -87,16 +90,13 @@ class TwilioWebhooks:
         form = await self.signatures.verified_form(request)
         rep_email = request.query.get("rep")
         event = parse_message(form, status_field="MessageStatus", rep_email=rep_email)
-        region = self.settings.default_region
-        result = await self._store(
-            lambda s: messages.apply_message_status(s, event, region)
-        )
+        result = await self._store(self.apply_messages, event)
         _log_outcome(request, result.outcome, event.message_sid, started)
         return web.Response(status=204)
 
-    async def _store(self, change: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def _store(self, apply: BulkApply, payload: Any) -> Any:
         try:
-            return await self.writer.submit(change)
+            return await self.writer.submit(apply, payload)
         except Exception:
             log.exception("webhook not stored")
             raise web.HTTPServiceUnavailable(

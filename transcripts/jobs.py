@@ -16,20 +16,24 @@ from typing import Any
 
 from sqlalchemy import select
 
-from capture.db import Database, transaction
+from capture.db import Database
 from capture.models import Call, Transcript, TranscriptSegment
-from capture.recordings import call_of_recording, recording_by_sid
+from capture.recordings import call_of_recording_query, recording_query
 from capture.settings import Settings
 from capture.worker import PermanentFailure
+from capture.writer import BatchWriter
 from transcripts.engine import Engine, TranscriptResult, load_engine
 
 log = logging.getLogger(__name__)
 
 
 class Transcriber:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, writer: BatchWriter
+    ) -> None:
         self.settings = settings
         self.database = database
+        self.writer = writer
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
 
     def close(self) -> None:
@@ -38,11 +42,11 @@ class Transcriber:
     async def __call__(self, payload: dict[str, Any]) -> None:
         recording_sid = str(payload["recording_sid"])
         async with self.database.reads() as session:
-            recording = await recording_by_sid(session, recording_sid)
+            recording = (await session.scalars(recording_query(recording_sid))).one()
             done = await session.scalar(
                 select(Transcript.id).where(Transcript.recording_id == recording.id)
             )
-            call = await call_of_recording(session, recording)
+            call = await session.scalar(call_of_recording_query(recording))
         if done is not None:
             log.info("recording %s already transcribed", recording_sid)
             return
@@ -52,8 +56,8 @@ class Transcriber:
         started = time.monotonic()
         engine, result = await self._transcribe(path)
         speakers = speaker_labels(call, recording.channels, self.settings)
-        async with transaction(self.database.writes) as session:
-            session.add(_transcript(recording.id, engine, result, speakers))
+        transcript = _transcript(recording.id, engine, result, speakers)
+        await self.writer.run(lambda session: session.add(transcript))
         log.info(
             "recording %s transcribed: segments=%s audio=%.1fs elapsed=%.1fs",
             recording_sid,

@@ -32,12 +32,14 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def job_handlers(settings: Settings, database: Database) -> dict[str, Handler]:
+def job_handlers(
+    settings: Settings, database: Database, writer: BatchWriter
+) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
-        DOWNLOAD_JOB: RecordingDownloader(settings, database)
+        DOWNLOAD_JOB: RecordingDownloader(settings, database, writer)
     }
     if settings.transcribe_engine != "none":
-        handlers[TRANSCRIBE_JOB] = Transcriber(settings, database)
+        handlers[TRANSCRIBE_JOB] = Transcriber(settings, database, writer)
     return handlers
 
 
@@ -46,12 +48,12 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
         middlewares=[error_middleware, token_middleware], client_max_size=MAX_BODY_BYTES
     )
     database = Database(settings.database_url)
+    writer = BatchWriter(database.batch_sessions)
     worker = Worker(
         database.writes,
-        job_handlers(settings, database),
+        job_handlers(settings, database, writer),
         concurrency=settings.worker_concurrency,
     )
-    writer = BatchWriter(database.writes, after_commit=worker.notify)
     app[SETTINGS] = settings
     app[DATABASE] = database
     app[WRITER] = writer

@@ -22,9 +22,11 @@ from capture.demo import load_demo
 from capture.errors import DomainError
 from capture.settings import Settings, SettingsError, load_settings
 from capture.worker import Worker
+from capture.writer import BatchWriter
 from reports.export import activities_csv
 from reports.periods import parse_range
 from telephony import simulate
+from web.access_log import AccessLog
 from web.app import create_app, job_handlers
 
 log = logging.getLogger("touchline")
@@ -134,7 +136,14 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_context(settings, args.port))
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        shutdown_timeout=30,
+        access_log_class=AccessLog,
+    )
     return 0
 
 
@@ -184,11 +193,13 @@ def run_worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         database = Database(settings.database_url)
+        writer = BatchWriter(database.batch_sessions)
         worker = Worker(
             database.writes,
-            job_handlers(settings, database),
+            job_handlers(settings, database, writer),
             concurrency=settings.worker_concurrency,
         )
+        await writer.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
@@ -196,6 +207,7 @@ def run_worker(args: argparse.Namespace) -> int:
         try:
             await worker.run(stop)
         finally:
+            await writer.stop()
             await database.dispose()
 
     asyncio.run(work())
