@@ -17,8 +17,15 @@ def _insert(session: Session, table: Table) -> Any:
 
 def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
     """Insert a row unless it breaks a unique constraint; return True if inserted."""
-    statement = _insert(session, table).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(statement).rowcount)
+    # RETURNING, not rowcount: on PostgreSQL through psycopg, rowcount was 1
+    # for a row that the conflict skipped (seen in tests/test_jobs.py).
+    statement = (
+        _insert(session, table)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(*table.primary_key.columns)
+    )
+    return session.execute(statement).first() is not None
 
 
 def insert_returning(

@@ -1,0 +1,136 @@
+"""The job queue: leases, retries with backoff, the dead state and dedupe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from capture import jobs
+from capture.db import Database, transaction
+from capture.models import Job, utcnow
+from capture.worker import PermanentFailure, RetryLater, Worker
+
+
+async def queue(database: Database, kind: str = "echo", key: str | None = None) -> bool:
+    def change(session: Any) -> bool:
+        return jobs.enqueue(session, kind, {"value": 1}, dedupe_key=key)
+
+    writer_sessions = database.batch_sessions()
+    with writer_sessions() as session, session.begin():
+        return change(session)
+
+
+async def job_row(database: Database) -> Job:
+    async with database.reads() as session:
+        job = await session.scalar(select(Job).order_by(Job.id))
+    assert job is not None
+    return job
+
+
+async def make_due(database: Database) -> None:
+    async with transaction(database.writes) as session:
+        await session.execute(
+            update(Job).values(run_after=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_backoff_doubles_to_a_cap() -> None:
+    delays = [jobs.backoff_delay(attempt) for attempt in (1, 2, 3, 20)]
+
+    assert delays == [2.0, 4.0, 8.0, jobs.BACKOFF_MAX]
+
+
+async def test_jobs_dedupe_key_queues_once(database: Database) -> None:
+    first = await queue(database, key="download:RE1")
+    second = await queue(database, key="download:RE1")
+
+    assert first is True
+    assert second is False
+
+
+async def test_jobs_retry_then_dead(database: Database) -> None:
+    calls: list[int] = []
+
+    async def flaky(payload: dict[str, Any]) -> None:
+        calls.append(payload["value"])
+        raise RetryLater("media host answered 503")
+
+    await queue(database)
+    async with transaction(database.writes) as session:
+        await session.execute(update(Job).values(max_attempts=2))
+    worker = Worker(database.writes, {"echo": flaky})
+
+    await worker.run_once()
+    after_first = await job_row(database)
+    await make_due(database)
+    await worker.run_once()
+    after_second = await job_row(database)
+
+    assert after_first.status == "queued"
+    assert after_first.run_after > utcnow()
+    assert after_second.status == "dead"
+    assert after_second.last_error == "media host answered 503"
+    assert calls == [1, 1]
+
+
+async def test_jobs_permanent_failure_is_dead(database: Database) -> None:
+    async def hopeless(payload: dict[str, Any]) -> None:
+        raise PermanentFailure("media host not allowed")
+
+    await queue(database)
+    worker = Worker(database.writes, {"echo": hopeless})
+
+    await worker.run_once()
+
+    job = await job_row(database)
+    assert job.status == "dead"
+    assert job.attempts == 1
+
+
+async def test_jobs_dead_job_retried(database: Database) -> None:
+    async def hopeless(payload: dict[str, Any]) -> None:
+        raise PermanentFailure("no")
+
+    await queue(database)
+    await Worker(database.writes, {"echo": hopeless}).run_once()
+
+    retried = await jobs.retry_dead(database.writes, (await job_row(database)).id)
+
+    job = await job_row(database)
+    assert retried is True
+    assert job.status == "queued"
+    assert job.attempts == 0
+
+
+async def test_jobs_expired_lease_claimed_again(database: Database) -> None:
+    await queue(database)
+    first = await jobs.claim(database.writes, "crashed-worker", ("echo",))
+    assert first is not None
+    nobody = await jobs.claim(database.writes, "other-worker", ("echo",))
+    async with transaction(database.writes) as session:
+        await session.execute(
+            update(Job).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+
+    again = await jobs.claim(database.writes, "other-worker", ("echo",))
+
+    assert nobody is None
+    assert again is not None
+    assert again.id == first.id
+    assert again.attempts == 2
+    finished_by_crashed = await jobs.finish(database.writes, first.id, "crashed-worker")
+    assert finished_by_crashed is False
+
+
+@pytest.mark.parametrize("kinds", [("other",)])
+async def test_jobs_claim_only_known_kinds(
+    database: Database, kinds: tuple[str, ...]
+) -> None:
+    await queue(database)
+
+    claimed = await jobs.claim(database.writes, "worker", kinds)
+
+    assert claimed is None
