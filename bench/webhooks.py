@@ -251,7 +251,8 @@ def main() -> int:
         service, stored = measure_service(work, args)
     ratio = service["requests_per_second"] / baseline["requests_per_second"]
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "connections": args.connections,
         "seconds": args.seconds,

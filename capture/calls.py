@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from capture.identity import Directory, parse_party
-from capture.models import Activity, Call, CallEvent, utcnow
+from capture.models import Activity, Call, CallEvent, table_of, utcnow
 from capture.sql import insert_returning
 from capture.stream import PlanIndex, plan_open_at
 
@@ -95,8 +95,8 @@ class CallState:
     moved: bool = False
 
 
-CALLS = Call.__table__
-ACTIVITIES = Activity.__table__
+CALLS = table_of(Call)
+ACTIVITIES = table_of(Activity)
 
 
 def apply_call_status(
@@ -134,8 +134,8 @@ def apply_call_statuses(
     for event in events:
         # A repeat of an event, earlier or in this same batch, is a duplicate.
         outcome = outcomes.get(id(event), Outcome.DUPLICATE)
-        state = states.get(event.call_sid)
-        activity_id = state.activity_id if state is not None else None
+        known = states.get(event.call_sid)
+        activity_id = known.activity_id if known is not None else None
         results.append(CallResult(outcome, event.call_sid, activity_id))
     return results
 
@@ -158,7 +158,7 @@ def _store_events(
         }
         for event in first.values()
     ]
-    table = CallEvent.__table__
+    table = table_of(CallEvent)
     inserted = insert_returning(
         session, table, rows, (table.c.call_sid, table.c.sequence_number)
     )

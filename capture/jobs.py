@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from capture.db import transaction
-from capture.models import Job, utcnow
+from capture.models import Job, table_of, utcnow
 from capture.sql import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def enqueue(
     now = utcnow()
     return insert_ignore(
         session,
-        Job.__table__,
+        table_of(Job),
         {
             "kind": kind,
             "payload": json.dumps(payload, sort_keys=True),

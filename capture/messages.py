@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from capture.calls import Outcome
 from capture.identity import Directory, RepRef, parse_party
-from capture.models import Activity, Message, MessageEvent, User
+from capture.models import Activity, Message, MessageEvent, User, table_of
 from capture.sql import insert_ignore
 from capture.stream import plan_open_at
 
@@ -70,7 +70,7 @@ def apply_message_status(
     """Store an inbound message or a status callback of one."""
     inserted = insert_ignore(
         session,
-        MessageEvent.__table__,
+        table_of(MessageEvent),
         {"message_sid": event.message_sid, "status": event.status},
     )
     if not inserted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -91,7 +91,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _has_contact(kind: str, value: str) -> object:
+def _has_contact(kind: str, value: str) -> ColumnElement[bool]:
     return Customer.id.in_(
         select(ContactPoint.customer_id).where(
             ContactPoint.kind == kind, ContactPoint.value == value
@@ -99,7 +99,7 @@ def _has_contact(kind: str, value: str) -> object:
     )
 
 
-def _has_contact_like(pattern: str) -> object:
+def _has_contact_like(pattern: str) -> ColumnElement[bool]:
     return Customer.id.in_(
         select(ContactPoint.customer_id).where(
             ContactPoint.value.ilike(pattern, escape="\\")

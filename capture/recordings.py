@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from capture.calls import Outcome
 from capture.jobs import enqueue
-from capture.models import Call, Recording, RecordingEvent, utcnow
+from capture.models import Call, Recording, RecordingEvent, table_of, utcnow
 from capture.sql import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def apply_recording_status(
     """Store a recording callback; queue the download when it is completed."""
     inserted = insert_ignore(
         session,
-        RecordingEvent.__table__,
+        table_of(RecordingEvent),
         {"recording_sid": event.recording_sid, "status": event.status},
     )
     if not inserted:
@@ -122,11 +122,11 @@ def mark_failed(session: Session, recording_sid: str, error: str) -> None:
     recording.updated_at = utcnow()
 
 
-def recording_query(recording_sid: str) -> Select[tuple[Recording]]:
+def recording_query(recording_sid: str) -> Select[Recording]:
     return select(Recording).where(Recording.recording_sid == recording_sid)
 
 
-def call_of_recording_query(recording: Recording) -> Select[tuple[Call]]:
+def call_of_recording_query(recording: Recording) -> Select[Call]:
     """The call a recording belongs to.
 
     Twilio reports a recording with the parent leg's CallSid, while the call
@@ -145,7 +145,7 @@ def call_of_recording_query(recording: Recording) -> Select[tuple[Call]]:
     )
 
 
-def recordings_of_call_query(call: Call) -> Select[tuple[Recording]]:
+def recordings_of_call_query(call: Call) -> Select[Recording]:
     sids = [call.call_sid]
     if call.parent_call_sid:
         sids.append(call.parent_call_sid)

@@ -210,7 +210,7 @@ async def _add_won_customers(
         .where(_in(first_win.c.won_at, period))
         .group_by(Customer.owner_id, Deal.currency)
     )
-    totals: dict[int, int] = defaultdict(int)
+    totals: dict[int | None, int] = defaultdict(int)
     for owner, currency, count, amount in await session.execute(query):
         totals[owner] += count
         _add_money(reps, owner, "won_amount", currency, amount)
