@@ -4,10 +4,11 @@ Twilio does not guarantee arrival order, so a call's status is the status of
 the event with the highest `SequenceNumber` seen so far, whatever order the
 events arrived in, and a finished call never returns to a live status.
 
-Events are applied in batches with Core statements: one stores every new
-event of the batch, one loads the calls they belong to, the parties of new
-calls are resolved together, and new and changed calls are written with one
-executemany each, so the cost per event stays low under load.
+Events are applied in batches with Core statements. One statement stores
+every new event of the batch and one loads the calls they belong to. The
+parties of new calls are resolved together, and new and changed calls are
+written with one executemany each. So the cost per event stays low under
+load.
 """
 
 from __future__ import annotations

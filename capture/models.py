@@ -69,7 +69,7 @@ class Base(DeclarativeBase):
 
 
 def table_of(model: type[Base]) -> Table:
-    """The Core table of a mapped class, typed as a Table for Core statements."""
+    """Return the Core table of a mapped class, typed as a Table."""
     return cast(Table, model.__table__)
 
 

@@ -125,7 +125,7 @@ async def customer_stream(
     before: tuple[datetime, int] | None,
     limit: int,
 ) -> list[Activity]:
-    """The customer's touches, newest first, `limit` + 1 of them."""
+    """Return the customer's touches, newest first, `limit` + 1 of them."""
     query = (
         select(Activity)
         .where(Activity.customer_id == customer_id)

@@ -127,7 +127,7 @@ def recording_query(recording_sid: str) -> Select[Recording]:
 
 
 def call_of_recording_query(recording: Recording) -> Select[Call]:
-    """The call a recording belongs to.
+    """Build the query for the call a recording belongs to.
 
     Twilio reports a recording with the parent leg's CallSid, while the call
     stored for a `<Dial>` may be the child leg that carries the rep.

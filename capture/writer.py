@@ -2,9 +2,9 @@
 
 Webhooks arrive many at a time, and one commit per request makes SQLite
 writers queue on the database lock. Instead, each request hands its change
-to this writer and waits; the writer applies every change waiting in the
-queue inside one transaction and commits once. A request is answered only
-after the commit of its batch, so an acknowledged webhook is durable.
+to this writer and waits. The writer applies every change waiting in the
+queue inside one transaction and commits once. A request gets its response
+only after the commit of its batch, so an acknowledged webhook is durable.
 
 A change is an item and the bulk function that applies it. Items of the
 same bulk function in one batch are applied by one call, so that a batch of
@@ -39,7 +39,6 @@ BulkApply = Callable[[Session, list[Any]], list[Any]]
 
 # Changes committed together at most; bounds the time one batch holds the lock.
 MAX_BATCH = 256
-LINGER_PASSES = 8
 
 
 class WriterStopped(RuntimeError):
@@ -79,8 +78,9 @@ class BatchWriter:
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.executor: ThreadPoolExecutor | None = None
+        # Counters for diagnostics: batches committed, changes taken from the queue.
         self.batches = 0
-        self.sizes: list[int] = []
+        self.items = 0
 
     async def start(self) -> None:
         self.sessions = self.session_factory()
@@ -115,23 +115,10 @@ class BatchWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            await self._linger()
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            self.sizes.append(len(batch))
+            self.items += len(batch)
             await asyncio.shield(self._write(batch))
-
-    async def _linger(self) -> None:
-        """Let requests already read from sockets join the batch.
-
-        Each pass of the event loop parses more waiting requests; stop once a
-        pass adds none, or after LINGER_PASSES, so an idle server adds no delay.
-        """
-        for _ in range(LINGER_PASSES):
-            before = self.queue.qsize()
-            await asyncio.sleep(0)
-            if self.queue.qsize() == before:
-                return
 
     async def _write(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()

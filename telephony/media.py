@@ -1,8 +1,9 @@
 """Fetching recording media from allowed hosts only.
 
-A URL from a webhook body is never fetched blindly: its scheme and host must
-match `media_hosts` (https, or plain http on loopback), every redirect hop is
-checked the same way, the size is capped and the whole fetch has a timeout.
+A URL from a webhook body is never fetched blindly. Its scheme and host must
+match `media_hosts` (https, or plain http on loopback), and every redirect
+hop is checked the same way. The size is capped and the whole fetch has a
+timeout.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 3
 CHUNK_BYTES = 64 * 1024
-# Statuses that may pass on a later try: Twilio answers 404 until a recording
+# Statuses that may pass on a later try: Twilio returns 404 until a recording
 # is ready, and 429 or 5xx under load.
 RETRY_STATUSES = frozenset({404, 408, 425, 429, 500, 502, 503, 504})
 
@@ -121,8 +122,8 @@ def _check_status(status: int, url: str) -> None:
         return
     host = urlsplit(url).hostname
     if status in RETRY_STATUSES:
-        raise RetryLater(f"media host {host} answered {status}")
-    raise PermanentFailure(f"media host {host} answered {status}")
+        raise RetryLater(f"media host {host} returned HTTP {status}")
+    raise PermanentFailure(f"media host {host} returned HTTP {status}")
 
 
 async def _save(

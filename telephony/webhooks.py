@@ -1,7 +1,7 @@
 """Twilio webhook handlers: check the signature, parse, store through the writer.
 
-Each handler answers only after its change is committed, so a 2xx means the
-event is stored; a failure to store gets a 5xx so that Twilio may retry.
+Each handler responds only after its change is committed, so a 2xx means
+the event is stored. A failure to store gets a 5xx so that Twilio may retry.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The access log, without lines for Twilio webhooks.
 
 Every webhook already logs one line with its outcome and the SID it
-concerns; a second, generic line per webhook would double the logging cost
-at peak load and say less.
+concerns. A second, generic line per webhook would double the logging cost
+at peak load and carry less.
 """
 
 from __future__ import annotations

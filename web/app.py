@@ -43,17 +43,21 @@ def job_handlers(
     return handlers
 
 
+def build_worker(settings: Settings, database: Database, writer: BatchWriter) -> Worker:
+    return Worker(
+        database.writes,
+        job_handlers(settings, database, writer),
+        concurrency=settings.worker_concurrency,
+    )
+
+
 def create_app(settings: Settings, *, run_worker: bool = True) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, token_middleware], client_max_size=MAX_BODY_BYTES
     )
     database = Database(settings.database_url)
     writer = BatchWriter(database.batch_sessions)
-    worker = Worker(
-        database.writes,
-        job_handlers(settings, database, writer),
-        concurrency=settings.worker_concurrency,
-    )
+    worker = build_worker(settings, database, writer)
     app[SETTINGS] = settings
     app[DATABASE] = database
     app[WRITER] = writer

@@ -1,6 +1,6 @@
 """API bearer tokens.
 
-NOTE: pages and recordings are not yet behind a login; until sessions and
+NOTE: pages and recordings are not yet behind a login. Until sessions and
 roles exist, run the service only where every user may see all data.
 """
 

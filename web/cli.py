@@ -21,13 +21,12 @@ from capture.db import Database, transaction
 from capture.demo import load_demo
 from capture.errors import DomainError
 from capture.settings import Settings, SettingsError, load_settings
-from capture.worker import Worker
 from capture.writer import BatchWriter
 from reports.export import activities_csv
 from reports.periods import parse_range
 from telephony import simulate
 from web.access_log import AccessLog
-from web.app import create_app, job_handlers
+from web.app import build_worker, create_app
 
 log = logging.getLogger("touchline")
 
@@ -173,7 +172,7 @@ def _demo_context(
 
 
 async def _simulate_demo(options: simulate.SimulationOptions) -> None:
-    # Startup contexts run before the socket opens: wait until it answers.
+    # Startup contexts run before the socket opens, so wait for /healthz.
     async with aiohttp.ClientSession() as session:
         for _ in range(60):
             try:
@@ -194,11 +193,7 @@ def run_worker(args: argparse.Namespace) -> int:
     async def work() -> None:
         database = Database(settings.database_url)
         writer = BatchWriter(database.batch_sessions)
-        worker = Worker(
-            database.writes,
-            job_handlers(settings, database, writer),
-            concurrency=settings.worker_concurrency,
-        )
+        worker = build_worker(settings, database, writer)
         await writer.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,27 +39,18 @@ async def customers(request: web.Request) -> dict[str, Any]:
         email = query
     elif query:
         text = query
+    search = functools.partial(
+        find_customers,
+        default_region=settings.default_region,
+        after_id=None,
+        limit=PAGE,
+    )
     async with request.app[DATABASE].reads() as session:
         try:
-            found = await find_customers(
-                session,
-                phone=phone,
-                email=email,
-                text=text,
-                default_region=settings.default_region,
-                after_id=None,
-                limit=PAGE,
-            )
+            found = await search(session, phone=phone, email=email, text=text)
         except InvalidInput:
-            found = await find_customers(
-                session,
-                phone=None,
-                email=None,
-                text=query,
-                default_region=settings.default_region,
-                after_id=None,
-                limit=PAGE,
-            )
+            # Digits that are no valid number may still be part of a name.
+            found = await search(session, phone=None, email=None, text=query)
     return {"customers": found[:PAGE], "query": query, "more": len(found) > PAGE}
 
 
@@ -102,7 +94,7 @@ async def recording(request: web.Request) -> web.FileResponse:
     path = (settings.data_dir / str(found.file_path)).resolve()
     if not path.is_relative_to(settings.recordings_dir.resolve()) or not path.is_file():
         raise NotFound("recording file not found", "recording_sid")
-    # FileResponse answers Range requests, which the audio player needs to seek.
+    # FileResponse serves Range requests, which the audio player needs to seek.
     return web.FileResponse(Path(path), headers={"Content-Type": "audio/wav"})
 
 
