@@ -115,7 +115,7 @@ def wait_ready(url: str, seconds: float = 60) -> None:
             if getattr(error, "code", None) is not None:
                 return
             time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {seconds} s")
+    raise RuntimeError(f"{url} did not respond within {seconds} s")
 
 
 def run_wrk(

@@ -11,7 +11,7 @@ from aiohttp import web
 
 @dataclass
 class MediaHost:
-    """Serves `files` by path; answers 404 for the first `not_ready` requests."""
+    """Serves `files` by path, with 404 for the first `not_ready` requests."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     not_ready: int = 0

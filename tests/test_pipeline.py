@@ -130,15 +130,17 @@ def words(text: str) -> set[str]:
 
 
 def check_speakers(sentences: dict[str, list[str]], segments: list[Any]) -> None:
-    """Each side's transcript holds that side's words, not the other side's.
+    """Check that each side's transcript contains its own words, not the other side's.
 
     tiny.en mishears synthetic 8 kHz speech now and then (about 81% word
-    recall in bench/transcribe_rtf.py), so a third of the words must be heard.
+    recall in bench/transcribe_rtf.py), so a third of the words must appear.
     """
     spoken = {speaker: words(" ".join(lines)) for speaker, lines in sentences.items()}
     for speaker, expected in spoken.items():
-        heard = words(" ".join(s["text"] for s in segments if s["speaker"] == speaker))
-        other = next(words for side, words in spoken.items() if side != speaker)
-        own_hits = len(expected & heard)
-        assert own_hits >= max(2, len(expected) // 3), (speaker, expected, heard)
-        assert own_hits > len((other - expected) & heard), (speaker, expected, heard)
+        lines = [s["text"] for s in segments if s["speaker"] == speaker]
+        transcribed = words(" ".join(lines))
+        other = next(said for side, said in spoken.items() if side != speaker)
+        own_hits = len(expected & transcribed)
+        other_hits = len((other - expected) & transcribed)
+        assert own_hits >= max(2, len(expected) // 3), (speaker, expected, transcribed)
+        assert own_hits > other_hits, (speaker, expected, transcribed)

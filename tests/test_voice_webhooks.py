@@ -60,8 +60,8 @@ async def test_status_missing_signature_rejected(
 async def test_status_signed_for_internal_url_rejected(
     client: Any, database: Database
 ) -> None:
-    # Behind a proxy Twilio signs the public URL; a signature over the URL the
-    # server sees (scheme http, loopback host and port) must not pass.
+    # Behind a proxy Twilio signs the public URL. A signature over the URL of
+    # the server's own socket (scheme http, loopback host and port) must fail.
     internal = str(client.make_url("/twilio/voice/status"))
     params = outbound(new_sid("CA"), "ringing", 1)
 
