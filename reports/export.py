@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -96,11 +96,25 @@ def encode_rows(rows: Iterable[list[Any]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+async def count_activities(session: AsyncSession, period: DateRange) -> int:
+    query = select(func.count()).where(
+        Activity.occurred_at >= period.start, Activity.occurred_at < period.end
+    )
+    return int(await session.scalar(query) or 0)
+
+
 async def activities_csv(
-    session: AsyncSession, period: DateRange
+    session: AsyncSession,
+    period: DateRange,
+    on_rows: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield the export in chunks, so memory stays flat however many rows."""
-    yield (BOM).encode("utf-8") + encode_rows([list(COLUMNS)])
+    """Yield the export in chunks, so memory stays flat however many rows.
+
+    `on_rows` is called with the number of rows in each chunk, for progress.
+    """
+    yield BOM.encode("utf-8") + encode_rows([list(COLUMNS)])
     result = await session.stream(_rows_query(period))
     async for partition in result.partitions(ROWS_PER_CHUNK):
         yield encode_rows(_row(record, period.zone) for record in partition)
+        if on_rows is not None:
+            on_rows(len(partition))

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tqdm import tqdm
 
 from capture import migrate
 from capture.accounts import add_user, create_token
@@ -22,8 +23,8 @@ from capture.demo import load_demo
 from capture.errors import DomainError
 from capture.settings import Settings, SettingsError, load_settings
 from capture.writer import BatchWriter
-from reports.export import activities_csv
-from reports.periods import parse_range
+from reports.export import activities_csv, count_activities
+from reports.periods import DateRange, parse_range
 from telephony import simulate
 from web.access_log import AccessLog
 from web.app import build_worker, create_app
@@ -278,25 +279,27 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_export_activities(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     period = parse_range(args.first, args.last, settings.zone)
-
-    async def export() -> int:
-        database = Database(settings.database_url)
-        output = args.output.open("wb") if args.output else sys.stdout.buffer
-        rows = 0
-        try:
-            async with database.reads() as session:
-                async for chunk in activities_csv(session, period):
-                    output.write(chunk)
-                    rows += chunk.count(b"\r\n")
-        finally:
-            if args.output:
-                output.close()
-            await database.dispose()
-        return rows - 1
-
-    rows = asyncio.run(export())
+    rows = asyncio.run(_export_activities(settings, period, args.output))
     print(f"{rows} activities exported", file=sys.stderr)
     return 0
+
+
+async def _export_activities(
+    settings: Settings, period: DateRange, path: Path | None
+) -> int:
+    database = Database(settings.database_url)
+    output = path.open("wb") if path else sys.stdout.buffer
+    try:
+        async with database.reads() as session:
+            total = await count_activities(session, period)
+            with tqdm(total=total, unit="rows", file=sys.stderr) as progress:
+                async for chunk in activities_csv(session, period, progress.update):
+                    output.write(chunk)
+                return int(progress.n)
+    finally:
+        if path:
+            output.close()
+        await database.dispose()
 
 
 if __name__ == "__main__":

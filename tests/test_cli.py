@@ -1,0 +1,136 @@
+"""The `touchline` command, run as a separate process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import AUTH_TOKEN, SECRET_KEY
+from test_api_export import EXPECTED_CSV, seed_export
+
+TOUCHLINE = str(Path(sys.executable).with_name("touchline"))
+
+
+def environment(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHLINE_")}
+    config = tmp_path / "touchline.toml"
+    config.write_text("# every setting comes from the environment\n")
+    env.update(
+        {
+            "TOUCHLINE_CONFIG": str(config),
+            "TOUCHLINE_DATA_DIR": str(tmp_path / "data"),
+            "TOUCHLINE_DATABASE_URL": database_url,
+            "TOUCHLINE_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TOUCHLINE_SECRET_KEY": SECRET_KEY,
+            "TOUCHLINE_TIMEZONE": "America/Los_Angeles",
+        }
+    )
+    return env
+
+
+def touchline(env: dict[str, str], *args: str, stdin: str = "") -> Any:
+    return subprocess.run(
+        [TOUCHLINE, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_missing_setting_names_key(tmp_path: Path) -> None:
+    env = environment(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    del env["TOUCHLINE_TWILIO_AUTH_TOKEN"]
+
+    result = touchline(env, "db", "upgrade")
+
+    assert result.returncode == 2
+    assert "twilio_auth_token" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_users_and_tokens(tmp_path: Path, database_url: str) -> None:
+    env = environment(tmp_path, database_url)
+
+    added = touchline(
+        env,
+        "users",
+        "add",
+        "--email",
+        "Zoe@Example.com",
+        "--name",
+        "Zoe Park",
+        "--role",
+        "rep",
+        "--phone",
+        "(415) 555-0150",
+        "--team",
+        "North",
+        "--password-stdin",
+        stdin="correct horse battery staple\n",
+    )
+    again = touchline(
+        env,
+        "users",
+        "add",
+        "--email",
+        "zoe@example.com",
+        "--name",
+        "Zoe Again",
+        "--role",
+        "rep",
+        "--password-stdin",
+        stdin="x\n",
+    )
+    token = touchline(env, "tokens", "create", "--user", "zoe@example.com")
+    unknown = touchline(env, "tokens", "create", "--user", "nobody@example.com")
+
+    assert added.returncode == 0, added.stderr
+    assert "zoe@example.com" in added.stdout
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.startswith("tl_")
+    assert unknown.returncode == 1
+    assert "nobody@example.com" in unknown.stderr
+
+
+async def test_cli_export_matches_api_bytes(
+    client: Any, database: Any, tmp_path: Path, database_url: str
+) -> None:
+    await seed_export(client, database)
+    env = environment(tmp_path, database_url)
+    output = tmp_path / "activities.csv"
+
+    result = touchline(
+        env,
+        "export",
+        "activities",
+        "--from",
+        "2026-11-30",
+        "--to",
+        "2026-12-01",
+        "-o",
+        str(output),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "3 activities exported" in result.stderr
+    assert output.read_bytes() == EXPECTED_CSV
+
+
+def test_cli_export_bad_date_named(tmp_path: Path, database_url: str) -> None:
+    env = environment(tmp_path, database_url)
+
+    result = touchline(
+        env, "export", "activities", "--from", "yesterday", "--to", "2026-12-01"
+    )
+
+    assert result.returncode == 1
+    assert "from" in result.stderr
+    assert "yesterday" in result.stderr
