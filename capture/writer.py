@@ -77,6 +77,7 @@ class BatchWriter:
         self.after_commit = after_commit
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
+        self.in_flight: asyncio.Future[None] | None = None
         self.executor: ThreadPoolExecutor | None = None
         # Counters for diagnostics: batches committed, changes taken from the queue.
         self.batches = 0
@@ -94,8 +95,14 @@ class BatchWriter:
         task, self.task = self.task, None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        if self.in_flight is not None:
+            # The batch being committed when the task was cancelled.
+            await self.in_flight
+        remaining = []
         while not self.queue.empty():
-            await self._write([self.queue.get_nowait()])
+            remaining.append(self.queue.get_nowait())
+        if remaining:
+            await self._write(remaining)
         if self.executor is not None:
             self.executor.shutdown(wait=True)
 
@@ -118,7 +125,10 @@ class BatchWriter:
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             self.items += len(batch)
-            await asyncio.shield(self._write(batch))
+            self.in_flight = asyncio.ensure_future(self._write(batch))
+            # Cancelling the writer must not abandon a batch mid-commit.
+            await asyncio.shield(self.in_flight)
+            self.in_flight = None
 
     async def _write(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()

@@ -87,3 +87,18 @@ async def test_writer_stopped_rejects_changes(database: Database) -> None:
 
     with pytest.raises(WriterStopped):
         await writer.run(add_team("delta"))
+
+
+async def test_writer_stop_commits_queued_changes(database: Database) -> None:
+    writer = BatchWriter(database.batch_sessions)
+    await writer.start()
+    pending = [
+        asyncio.ensure_future(writer.run(add_team(f"late {n}"))) for n in range(5)
+    ]
+    await asyncio.sleep(0)
+
+    await writer.stop()
+
+    results = await asyncio.gather(*pending)
+    assert results == [f"late {n}" for n in range(5)]
+    assert await team_names(database) == [f"late {n}" for n in range(5)]
