@@ -180,3 +180,32 @@ async def test_recording_callback_validates_fields(
     assert response.status == 400
     assert (await response.json())["field"] == "RecordingUrl"
     assert await job_rows(database) == []
+
+
+async def test_recording_before_call_status_joins_later(
+    client: Any, database: Database
+) -> None:
+    parent = new_sid("CA")
+    child = new_sid("CA")
+    recording_sid = new_sid("RE")
+    await post_signed(
+        client,
+        "/twilio/voice/recording",
+        recording_status(parent, recording_sid, "absent"),
+    )
+    leg = call_status(
+        child,
+        "completed",
+        3,
+        caller=HARBOR.phone,
+        called=ANA.phone,
+        direction="outbound-dial",
+        parent=parent,
+        duration=12,
+    )
+
+    await post_signed(client, "/twilio/voice/status", leg)
+
+    page = await (await client.get(f"/calls/{child}")).text()
+    assert recording_sid in page
+    assert "absent" in page

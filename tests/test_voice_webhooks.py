@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from conftest import PUBLIC_URL, post_signed
 from sqlalchemy import func, select
-from twilio_params import call_status, new_sid
+from twilio_params import CALL_START, call_status, new_sid
 
-from capture.db import Database
+from capture.db import Database, transaction
 from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
-from capture.models import Activity, Call, CallEvent, ContactPoint, Customer
+from capture.models import Activity, Call, CallEvent, ContactPoint, Customer, Plan, User
 
 ANA = REPS[0]
 HARBOR = CUSTOMERS[0]
@@ -287,3 +288,119 @@ async def test_status_unknown_call_status_rejected(
 
     assert response.status == 400
     assert (await response.json())["field"] == "CallStatus"
+
+
+async def activity_of(database: Database, call_sid: str) -> Activity:
+    async with database.reads() as session:
+        activity = await session.scalar(
+            select(Activity).where(Activity.external_key == f"call:{call_sid}")
+        )
+    assert activity is not None
+    return activity
+
+
+async def test_status_client_identity_is_rep(client: Any, database: Database) -> None:
+    chen = REPS[2]
+    sid = new_sid("CA")
+    params = call_status(
+        sid, "ringing", 1, caller=f"client:{chen.client_identity}", called=HARBOR.phone
+    )
+
+    await post_signed(client, "/twilio/voice/status", params)
+
+    activity = await activity_of(database, sid)
+    async with database.reads() as session:
+        rep = await session.get(User, activity.rep_id)
+    assert rep is not None
+    assert rep.email == chen.email
+    assert activity.direction == "outbound"
+    assert activity.customer_id == 1
+
+
+async def test_status_national_format_matches_customer(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    params = call_status(sid, "ringing", 1, caller=ANA.phone, called="(415) 555-0201")
+    customers_before = await count(database, Customer)
+
+    await post_signed(client, "/twilio/voice/status", params)
+
+    activity = await activity_of(database, sid)
+    assert activity.customer_id == 1
+    assert await count(database, Customer) == customers_before
+
+
+async def test_status_sip_party_not_a_customer(client: Any, database: Database) -> None:
+    sid = new_sid("CA")
+    params = call_status(
+        sid,
+        "ringing",
+        1,
+        caller="sip:desk@pbx.example.com",
+        called=ANA.phone,
+        direction="outbound-dial",
+        parent=new_sid("CA"),
+    )
+    customers_before = await count(database, Customer)
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 204
+    activity = await activity_of(database, sid)
+    assert activity.customer_id is None
+    assert await count(database, Customer) == customers_before
+
+
+async def add_plan(database: Database, created_at: datetime) -> int:
+    async with transaction(database.writes) as session:
+        plan = Plan(
+            customer_id=1,
+            purpose="keep_in_touch",
+            window="this_week",
+            created_at=created_at,
+        )
+        session.add(plan)
+        await session.flush()
+        return plan.id
+
+
+async def test_status_touch_attaches_to_open_plan(
+    client: Any, database: Database
+) -> None:
+    plan_id = await add_plan(database, CALL_START - timedelta(days=1))
+    sid = new_sid("CA")
+
+    await post_signed(client, "/twilio/voice/status", outbound(sid, "ringing", 1))
+
+    activity = await activity_of(database, sid)
+    assert activity.plan_id == plan_id
+
+
+async def test_status_touch_before_plan_not_attached(
+    client: Any, database: Database
+) -> None:
+    await add_plan(database, CALL_START + timedelta(hours=1))
+    sid = new_sid("CA")
+
+    await post_signed(client, "/twilio/voice/status", outbound(sid, "ringing", 1))
+
+    activity = await activity_of(database, sid)
+    assert activity.plan_id is None
+
+
+async def test_status_late_first_event_moves_touch(
+    client: Any, database: Database
+) -> None:
+    # The plan opened between the call's first and second events.
+    plan_id = await add_plan(database, CALL_START + timedelta(seconds=5))
+    sid = new_sid("CA")
+
+    await post_signed(client, "/twilio/voice/status", outbound(sid, "ringing", 1))
+    attached_first = (await activity_of(database, sid)).plan_id
+    await post_signed(client, "/twilio/voice/status", outbound(sid, "initiated", 0))
+
+    activity = await activity_of(database, sid)
+    assert attached_first == plan_id
+    assert activity.occurred_at == CALL_START
+    assert activity.plan_id is None
