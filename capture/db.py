@@ -59,6 +59,9 @@ def create_engine(
     deferred BEGIN so that a long read never blocks writers.
     """
     url = async_url(database_url)
+    # Parameters hold phone numbers and message text: keep them out of error
+    # messages and logs.
+    options.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         _make_folder(url)
         engine = create_async_engine(url, **options)
@@ -74,11 +77,13 @@ def create_sync_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         _make_folder(url)
         engine = sqlalchemy.create_engine(
-            url, connect_args={"check_same_thread": False}
+            url, connect_args={"check_same_thread": False}, hide_parameters=True
         )
         _configure_sqlite(engine, immediate=True)
         return engine
-    return sqlalchemy.create_engine(url, pool_pre_ping=True, pool_size=2)
+    return sqlalchemy.create_engine(
+        url, pool_pre_ping=True, pool_size=2, hide_parameters=True
+    )
 
 
 def _make_folder(url: URL) -> None:

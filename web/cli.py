@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiosqlite logs every statement with its parameters at DEBUG, and those
+    # parameters hold phone numbers.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         return int(args.run(args) or 0)
     except SettingsError as error:

@@ -1,0 +1,71 @@
+"""Logs carry ids and outcomes, never phone numbers or secrets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import AUTH_TOKEN, make_settings
+from twilio.request_validator import RequestValidator
+from twilio_params import call_status, new_sid
+
+from capture.demo_data import CUSTOMERS, REPS
+from web.access_log import AccessLog
+from web.app import create_app
+
+HARBOR = CUSTOMERS[0]
+DIGITS = HARBOR.phone.lstrip("+")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_logs_leave_out_numbers(
+    tmp_path: Path, database_url: str, demo: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # INFO is what `touchline serve` logs unless run with --verbose.
+    caplog.set_level(logging.INFO)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp_path / "data", database_url, public_url=base)
+    runner = web.AppRunner(
+        create_app(settings, run_worker=False), access_log_class=AccessLog
+    )
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    good = call_status(
+        new_sid("CA"), "ringing", 1, caller=REPS[0].phone, called=HARBOR.phone
+    )
+    bad = dict(good, SequenceNumber="soon")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for params in (good, bad):
+                signature = RequestValidator(AUTH_TOKEN).compute_signature(
+                    base + "/twilio/voice/status", params
+                )
+                headers = {"X-Twilio-Signature": signature}
+                async with session.post(
+                    base + "/twilio/voice/status", data=params, headers=headers
+                ):
+                    pass
+            async with session.post(base + "/twilio/voice/status", data=good):
+                pass
+            async with session.get(
+                base + "/customers", params={"q": HARBOR.phone}
+            ) as page:
+                assert page.status == 200
+    finally:
+        await runner.cleanup()
+
+    text = caplog.text
+    assert "webhook /twilio/voice/status created" in text
+    assert "GET /customers 200" in text
+    assert DIGITS not in text
+    assert AUTH_TOKEN not in text
