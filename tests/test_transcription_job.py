@@ -10,13 +10,13 @@ import pytest
 from audio import assemble_turns, synthesize_speech, write_wav
 from conftest import make_settings, post_signed
 from media_host import MediaHost, media_host
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from test_recordings import start_call
 from twilio_params import new_sid, recording_status
 
 from capture.db import Database, transaction
-from capture.models import Transcript
+from capture.models import Job, Transcript
 from capture.recordings import TRANSCRIBE_JOB
 from capture.worker import Worker
 from web.app import create_app
@@ -101,3 +101,17 @@ async def test_transcribe_labels_rep_channel(
     assert rep_words in by_speaker["rep"]
     assert customer_words in by_speaker["customer"]
     assert "contract" in detail
+
+
+async def test_transcribe_corrupt_recording_is_dead(
+    speech_client: Any, database: Database
+) -> None:
+    await store_recording(speech_client, b"RIFF\x24\x00\x00\x00WAVEnot really audio")
+
+    async with database.reads() as session:
+        job = await session.scalar(select(Job).where(Job.kind == TRANSCRIBE_JOB))
+        transcripts = await session.scalar(select(func.count()).select_from(Transcript))
+    assert job is not None
+    assert job.status == "dead"
+    assert "not transcribed" in (job.last_error or "")
+    assert transcripts == 0

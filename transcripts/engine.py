@@ -37,6 +37,10 @@ DEFAULT_BEAM_SIZE = 5
 UNDETERMINED_LANGUAGE = "und"
 
 
+class InvalidAudio(ValueError):
+    """A recording that cannot be decoded, or has more than two channels."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """A stretch of speech on one channel of a recording."""
@@ -203,7 +207,7 @@ def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:
     """
     channel_count = _count_channels(path)
     if channel_count > 2:
-        raise ValueError(
+        raise InvalidAudio(
             f"Audio file {path} has {channel_count} channels. "
             "Only mono and two-channel recordings are supported."
         )
@@ -212,7 +216,7 @@ def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:
             return [_as_float32(decode_audio(str(path), SAMPLE_RATE_HZ))]
         left, right = decode_audio(str(path), SAMPLE_RATE_HZ, split_stereo=True)
     except av.error.FFmpegError as error:
-        raise ValueError(f"Failed to decode audio file {path}: {error}") from error
+        raise InvalidAudio(f"Failed to decode audio file {path}: {error}") from error
     return [_as_float32(left), _as_float32(right)]
 
 
@@ -220,12 +224,12 @@ def _count_channels(path: Path) -> int:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise ValueError(f"Audio file {path} contains no audio stream.")
+                raise InvalidAudio(f"Audio file {path} contains no audio stream.")
             return int(container.streams.audio[0].channels)
     except av.error.FileNotFoundError:
         raise
     except av.error.FFmpegError as error:
-        raise ValueError(f"Failed to open audio file {path}: {error}") from error
+        raise InvalidAudio(f"Failed to open audio file {path}: {error}") from error
 
 
 def _as_float32(samples: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:

@@ -22,7 +22,7 @@ from capture.recordings import call_of_recording_query, recording_query
 from capture.settings import Settings
 from capture.worker import PermanentFailure
 from capture.writer import BatchWriter
-from transcripts.engine import Engine, TranscriptResult, load_engine
+from transcripts.engine import Engine, InvalidAudio, TranscriptResult, load_engine
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,11 @@ class Transcriber:
     async def _transcribe(self, path: Path) -> tuple[Engine, TranscriptResult]:
         loop = asyncio.get_running_loop()
         engine = await loop.run_in_executor(self.executor, self._engine)
-        result = await loop.run_in_executor(self.executor, engine.transcribe, path)
+        try:
+            result = await loop.run_in_executor(self.executor, engine.transcribe, path)
+        except (InvalidAudio, FileNotFoundError) as error:
+            # Another try reads the same bytes, so it cannot succeed.
+            raise PermanentFailure(f"recording not transcribed: {error}") from error
         return engine, result
 
     def _engine(self) -> Engine:
