@@ -203,8 +203,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "worker_concurrency",
-        1,
-        "Jobs one worker process runs at once.",
+        2,
+        "Jobs one worker process runs at once; transcriptions still run one at "
+        "a time, so a second slot lets downloads go on meanwhile.",
         _positive,
     ),
 )
