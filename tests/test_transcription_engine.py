@@ -323,3 +323,32 @@ def test_base_model_transcribes_english(
     result = engine.transcribe(write_wav(tmp_path / "buyer.wav", track))
     assert result.language == "en", "language detected by the multilingual model"
     assert channel_words(result, 1) >= BUYER_WORDS
+
+
+def test_turn_starts_match_speech(
+    tmp_path: Path,
+    tiny_engine: Engine,
+    seller_speech: np.ndarray,
+    buyer_speech: np.ndarray,
+) -> None:
+    # Four turns, so each channel has a second utterance after a silence in
+    # which the other side spoke.
+    turns = [
+        (1, seller_speech),
+        (2, buyer_speech),
+        (1, seller_speech),
+        (2, buyer_speech),
+    ]
+    # Short pauses, as in a brisk call, are where segment times went wrong.
+    path = write_wav(tmp_path / "four.wav", assemble_turns(turns, gap_seconds=0.4))
+    expected = turn_start_seconds(turns, gap_seconds=0.4)
+
+    result = tiny_engine.transcribe(path)
+
+    starts = sorted(segment.start for segment in result.segments)
+    assert len(starts) == len(expected), result.segments
+    for start, turn_start in zip(starts, expected, strict=True):
+        # Whisper's word times are accurate to a few hundred milliseconds.
+        assert start == pytest.approx(turn_start, abs=0.5), result.segments
+    channels = [s.channel for s in sorted(result.segments, key=lambda s: s.start)]
+    assert channels == [1, 2, 1, 2]

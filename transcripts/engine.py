@@ -164,6 +164,10 @@ class FasterWhisperEngine:
             # Silero VAD drops silence and line noise, on which Whisper tends
             # to invent text such as "Thank you.".
             vad_filter=True,
+            # With VAD, a segment's own start is where its decoding window
+            # began, often the end of the previous utterance; the first word's
+            # time is where speech starts, which is where a click must seek.
+            word_timestamps=True,
         )
         segments = _to_segments(whisper_segments, channel, duration)
         return segments, info.language, info.duration_after_vad
@@ -192,8 +196,12 @@ def _to_segments(
         text = whisper_segment.text.strip()
         if not text:
             continue
-        start = min(max(whisper_segment.start, 0.0), duration)
-        end = min(max(whisper_segment.end, start), duration)
+        start, end = whisper_segment.start, whisper_segment.end
+        if whisper_segment.words:
+            start = whisper_segment.words[0].start
+            end = whisper_segment.words[-1].end
+        start = min(max(float(start), 0.0), duration)
+        end = min(max(float(end), start), duration)
         confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
         segments.append(Segment(channel, start, end, text, confidence))
     return segments
