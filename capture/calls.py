@@ -210,7 +210,9 @@ def _fold_event(state: CallState, event: CallStatusEvent) -> None:
         state.answered_at = _earliest(state.answered_at, moment)
     if event.status in FINAL_STATUSES:
         state.ended_at = moment
-        state.talk_seconds = event.call_duration or 0
+        # Only a completed call was answered; the others talked for 0 s.
+        completed = event.status == "completed"
+        state.talk_seconds = (event.call_duration or 0) if completed else 0
     if event.sequence_number > state.last_sequence:
         leaving_final = (
             state.status in FINAL_STATUSES and event.status not in FINAL_STATUSES

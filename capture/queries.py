@@ -22,6 +22,8 @@ from capture.models import (
 from capture.recordings import recordings_of_call_query
 
 MAX_PAGE = 200
+# The largest id a BIGINT column holds; larger ids can match no row.
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,21 @@ def page_size(raw: str | None, default: int = 50) -> int:
     return size
 
 
+def parse_id(raw: str) -> int | None:
+    """Return `raw` as a row id, or None when it cannot be one."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
+        return None
+    number = int(raw)
+    return number if number <= MAX_ID else None
+
+
 def id_cursor(raw: str | None) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit():
+    number = parse_id(raw)
+    if number is None:
         raise InvalidInput(f"cursor {raw!r} is not valid", "cursor")
-    return int(raw)
+    return number
 
 
 async def search_customers(

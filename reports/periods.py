@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 from capture.errors import InvalidInput
 
 MAX_RANGE_DAYS = 3700
+# Bounds that keep date arithmetic in range in any time zone.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,14 @@ def parse_date(value: str | None, field: str) -> date:
             f"{field} is missing; give an ISO date such as 2026-01-31", field
         )
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
             f"{field} {value!r} is not an ISO date (YYYY-MM-DD)", field
         ) from None
+    if not EARLIEST <= day <= LATEST:
+        raise InvalidInput(f"{field} {day} is outside {EARLIEST}..{LATEST}", field)
+    return day
 
 
 def parse_range(first: str | None, last: str | None, zone: ZoneInfo) -> DateRange:

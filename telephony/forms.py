@@ -1,16 +1,45 @@
-"""Reading Twilio's form parameters, with errors that name the field."""
+"""Reading Twilio's form parameters, with errors that name the field.
+
+Values are checked against what the database can hold and what Twilio can
+send, so that a signed but impossible event gets a 400 here rather than a
+5xx from the database, which would ask Twilio to retry it.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from multidict import MultiDictProxy
+
 from capture.errors import InvalidInput
+
+# A 32-bit signed integer, the column type of counters and durations.
+MAX_INTEGER = 2**31 - 1
+DIGITS = re.compile(r"-?[0-9]+")
+# A Twilio SID: two capital letters and 32 hexadecimal digits.
+SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+# Control characters other than tab, line feed and carriage return.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Timestamps outside these years are not Twilio's and break date arithmetic.
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2999
+
+
+def single(form: Mapping[str, str], name: str) -> str:
+    """Return the field's one value ('' when absent); a repeated field is invalid."""
+    if isinstance(form, MultiDictProxy) and len(form.getall(name, ())) > 1:
+        raise InvalidInput(f"{name} is given more than once", field=name)
+    value = form.get(name, "")
+    if CONTROL.search(value):
+        raise InvalidInput(f"{name} contains control characters", field=name)
+    return value
 
 
 def required(form: Mapping[str, str], name: str, max_length: int = 320) -> str:
-    value = form.get(name, "").strip()
+    value = single(form, name).strip()
     if not value:
         raise InvalidInput(f"{name} is missing", field=name)
     if len(value) > max_length:
@@ -19,7 +48,7 @@ def required(form: Mapping[str, str], name: str, max_length: int = 320) -> str:
 
 
 def optional(form: Mapping[str, str], name: str, max_length: int = 320) -> str | None:
-    value = form.get(name, "").strip()
+    value = single(form, name).strip()
     if not value:
         return None
     if len(value) > max_length:
@@ -34,7 +63,7 @@ def sid(
     value = required(form, name, 64) if needed else optional(form, name, 64)
     if value is None:
         return None
-    if not value.startswith(prefix) or not value[2:].isalnum():
+    if not value.startswith(prefix) or not SID.fullmatch(value):
         raise InvalidInput(f"{name} {value!r} is not a {prefix} SID", field=name)
     return value
 
@@ -49,31 +78,42 @@ def choice(form: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
 
 
 def integer(
-    form: Mapping[str, str], name: str, *, default: int | None = None, minimum: int = 0
+    form: Mapping[str, str],
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int = MAX_INTEGER,
 ) -> int | None:
-    value = form.get(name, "").strip()
+    value = single(form, name).strip()
     if not value:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(f"{name} {value!r} is not an integer", field=name) from None
-    if number < minimum:
-        raise InvalidInput(f"{name} {number} is below {minimum}", field=name)
+    if not DIGITS.fullmatch(value):
+        raise InvalidInput(f"{name} {value!r} is not an integer", field=name)
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise InvalidInput(
+            f"{name} {number} is outside {minimum}..{maximum}", field=name
+        )
     return number
 
 
 def timestamp(form: Mapping[str, str], name: str, fallback: datetime) -> datetime:
     """Read an RFC 2822 timestamp such as Twilio's `Timestamp`, in UTC."""
-    value = form.get(name, "").strip()
+    value = single(form, name).strip()
     if not value:
         return fallback
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput(
             f"{name} {value!r} is not an RFC 2822 date", field=name
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise InvalidInput(
+            f"{name} {value!r} is outside {EARLIEST_YEAR}..{LATEST_YEAR}", field=name
+        )
+    return moment

@@ -20,6 +20,36 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _bad_request(message: str, field: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": message, "field": field}),
+        content_type="application/json",
+    )
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str]:
+    """Read a URL-encoded form as Twilio sends it; raise 400 for anything else.
+
+    Twilio posts webhooks URL-encoded in UTF-8. A multipart body could carry
+    files, which the signature check cannot hash, and undecodable bytes or an
+    unknown charset would otherwise fail deep inside the form parser.
+    """
+    if request.content_type != FORM_TYPE:
+        raise _bad_request(
+            f"Content-Type {request.content_type!r} is not {FORM_TYPE}", "Content-Type"
+        )
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError) as error:
+        raise _bad_request(
+            f"the form body cannot be decoded: {error}", "body"
+        ) from None
+    return form  # type: ignore[return-value]
+
+
 class SignatureChecker:
     def __init__(self, public_url: str, auth_token: str) -> None:
         self.public_url = public_url.rstrip("/")
@@ -36,7 +66,7 @@ class SignatureChecker:
         count, and before anything is trimmed or dropped.
         """
         signature = request.headers.get(SIGNATURE_HEADER, "")
-        form = await request.post()
+        form = await read_form(request)
         url = self.url_for(request)
         if not signature or not self.validator.validate(url, form, signature):
             log.warning(
@@ -50,4 +80,4 @@ class SignatureChecker:
                 ),
                 content_type="application/json",
             )
-        return form  # type: ignore[return-value]
+        return form

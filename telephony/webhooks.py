@@ -23,6 +23,9 @@ from telephony.signature import SignatureChecker
 
 log = logging.getLogger(__name__)
 
+# Twilio ends a call at a hard time limit (its errors 32015 and 64104).
+# NOTE: the limit's exact value is not confirmed here; a day is a safe bound.
+MAX_CALL_SECONDS = 86_400
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MESSAGE_STATUSES = tuple(messages.STATUS_RANK)
 
@@ -125,7 +128,7 @@ def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
         twilio_direction=forms.required(form, "Direction", 32),
         sequence_number=forms.integer(form, "SequenceNumber", default=0) or 0,
         occurred_at=forms.timestamp(form, "Timestamp", utcnow()),
-        call_duration=forms.integer(form, "CallDuration"),
+        call_duration=forms.integer(form, "CallDuration", maximum=MAX_CALL_SECONDS),
     )
 
 
@@ -146,7 +149,9 @@ def parse_recording_status(form: Mapping[str, str]) -> recordings.RecordingStatu
         call_sid=_sid(form, "CallSid", "CA"),
         status=status,
         media_url=media_url,
-        duration_seconds=forms.integer(form, "RecordingDuration"),
+        duration_seconds=forms.integer(
+            form, "RecordingDuration", maximum=MAX_CALL_SECONDS
+        ),
         channels=channels,
         source=forms.optional(form, "RecordingSource", 32) or "",
         started_at=forms.timestamp(form, "RecordingStartTime", utcnow()),
@@ -160,7 +165,7 @@ def parse_message(
     default_status: str | None = None,
     rep_email: str | None = None,
 ) -> messages.MessageStatusEvent:
-    if default_status is not None and not form.get(status_field):
+    if default_status is not None and not forms.single(form, status_field):
         status = default_status
     else:
         status = forms.choice(form, status_field, MESSAGE_STATUSES)
@@ -170,7 +175,7 @@ def parse_message(
         to_party=forms.required(form, "To"),
         status=status,
         occurred_at=utcnow(),
-        body=form.get("Body"),
+        body=forms.single(form, "Body") if "Body" in form else None,
         num_segments=forms.integer(form, "NumSegments", minimum=1),
         num_media=forms.integer(form, "NumMedia", default=0) or 0,
         messaging_service_sid=forms.sid(
@@ -182,7 +187,7 @@ def parse_message(
 
 def _message_sid(form: Mapping[str, str]) -> str:
     # MessageSid repeats in SmsSid and SmsMessageSid; MMS SIDs start with MM.
-    name = "MessageSid" if form.get("MessageSid") else "SmsSid"
+    name = "MessageSid" if forms.single(form, "MessageSid") else "SmsSid"
     value = forms.required(form, name, 64)
     if value[:2] not in ("SM", "MM"):
         raise forms.InvalidInput(f"{name} {value!r} is not an SM or MM SID", field=name)

@@ -19,8 +19,9 @@ class AccessLog(AccessLogger):
     ) -> None:
         if request.path.startswith("/twilio/") and response.status < 400:
             return
+        # %r escapes line breaks, so a crafted path cannot forge log lines.
         self.logger.info(
-            "%s %s %s %s bytes %.1fms",
+            "%s %r %s %s bytes %.1fms",
             request.method,
             request.path,
             response.status,

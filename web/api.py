@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 
 from aiohttp import web
 
-from capture.errors import InvalidInput
+from capture.errors import InvalidInput, NotFound
 from capture.queries import (
     call_detail,
     customer_stream,
     get_customer,
     id_cursor,
     page_size,
+    parse_id,
     search_customers,
 )
 from reports.export import activities_csv
@@ -21,14 +23,16 @@ from reports.reps import rep_summaries
 from web.keys import DATABASE, SETTINGS
 from web.serialize import activity_json, call_detail_json, customer_json
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
 def _int_path(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit():
-        raise InvalidInput(f"{name} {raw!r} is not an integer", name)
-    return int(raw)
+    number = parse_id(raw)
+    if number is None:
+        raise NotFound(f"{name} {raw!r} not found", name)
+    return number
 
 
 @routes.get("/api/v1/customers")
@@ -72,14 +76,15 @@ async def activities(request: web.Request) -> web.Response:
 def _stream_cursor(raw: str | None) -> tuple[datetime, int] | None:
     if not raw:
         return None
-    moment, _, activity_id = raw.rpartition("_")
+    moment, _, raw_id = raw.rpartition("_")
     try:
-        parsed = datetime.fromisoformat(moment)
-    except ValueError:
+        parsed = datetime.fromisoformat(moment).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"cursor {raw!r} is not valid", "cursor") from None
-    if not activity_id.isdigit() or parsed.tzinfo is None:
+    activity_id = parse_id(raw_id)
+    if activity_id is None or parsed.tzinfo is None:
         raise InvalidInput(f"cursor {raw!r} is not valid", "cursor")
-    return parsed, int(activity_id)
+    return parsed, activity_id
 
 
 @routes.get("/api/v1/calls/{call_sid}")
@@ -122,12 +127,17 @@ async def export_activities(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f'attachment; filename="{filename}"',
         }
     )
-    async with request.app[DATABASE].reads() as session:
-        chunks = activities_csv(session, period)
-        first = await anext(chunks)
-        await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
+    await response.prepare(request)
+    try:
+        async with request.app[DATABASE].reads() as session:
+            async for chunk in activities_csv(session, period):
+                await response.write(chunk)
+    except Exception:
+        # The status line is sent, so no error response can follow. Closing
+        # the connection before the final chunk tells the client it failed.
+        log.exception("activity export %s..%s failed", period.first, period.last)
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response

@@ -45,12 +45,13 @@ async def error_middleware(
         return await handler(request)
     except DomainError as error:
         status = STATUS.get(type(error), 400)
-        log.info("%s %s: %s %s", request.method, request.path, status, error.message)
+        # %r escapes line breaks, so a crafted path cannot forge log lines.
+        log.info("%s %r: %s %s", request.method, request.path, status, error.message)
         return render_error(request, status, error.message, error.field)
     except web.HTTPException as error:
         if error.status < 400 or error.content_type == "application/json":
             raise
         return render_error(request, error.status, error.reason)
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %r failed", request.method, request.path)
         return render_error(request, 500, "internal error; the failure is logged")

@@ -11,7 +11,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from capture.errors import InvalidInput, NotFound
-from capture.queries import call_detail, customer_stream, get_customer, recording_file
+from capture.queries import (
+    call_detail,
+    customer_stream,
+    get_customer,
+    parse_id,
+    recording_file,
+)
 from capture.queries import search_customers as find_customers
 from reports.periods import parse_range
 from reports.reps import format_money, rep_summaries
@@ -62,9 +68,10 @@ def looks_like_phone(query: str) -> bool:
 
 def _id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit():
+    number = parse_id(raw)
+    if number is None:
         raise NotFound(f"{name} {raw!r} not found", name)
-    return int(raw)
+    return number
 
 
 @routes.get("/customers/{id}")
