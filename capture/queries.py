@@ -168,7 +168,7 @@ async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
     )
     row = result.first()
     if row is None:
-        raise NotFound(f"call {call_sid} not found", "call_sid")
+        raise NotFound(f"call {call_sid!r} not found", "call_sid")
     call, activity = row[0], row[1]
     recordings = list((await session.scalars(recordings_of_call_query(call))).all())
     transcript = None
@@ -189,5 +189,5 @@ async def recording_file(session: AsyncSession, recording_sid: str) -> Recording
         select(Recording).where(Recording.recording_sid == recording_sid)
     )
     if recording is None or recording.status != "stored" or not recording.file_path:
-        raise NotFound(f"recording {recording_sid} not found", "recording_sid")
+        raise NotFound(f"recording {recording_sid!r} not found", "recording_sid")
     return recording

@@ -61,11 +61,16 @@ async def test_logs_leave_out_numbers(
                 base + "/customers", params={"q": HARBOR.phone}
             ) as page:
                 assert page.status == 200
+            forged = base + "/calls/x%0a2026-12-04%20ERROR%20forged"
+            async with session.get(forged) as missing:
+                assert missing.status == 404
     finally:
         await runner.cleanup()
 
     text = caplog.text
     assert "webhook /twilio/voice/status created" in text
-    assert "GET /customers 200" in text
+    assert "GET '/customers' 200" in text
     assert DIGITS not in text
     assert AUTH_TOKEN not in text
+    assert "x\\n2026-12-04 ERROR forged" in text
+    assert not any(line.startswith("2026-12-04 ERROR") for line in text.splitlines())

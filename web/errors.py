@@ -46,7 +46,7 @@ async def error_middleware(
     except DomainError as error:
         status = STATUS.get(type(error), 400)
         # %r escapes line breaks, so a crafted path cannot forge log lines.
-        log.info("%s %r: %s %s", request.method, request.path, status, error.message)
+        log.info("%s %r: %s %r", request.method, request.path, status, error.message)
         return render_error(request, status, error.message, error.field)
     except web.HTTPException as error:
         if error.status < 400 or error.content_type == "application/json":
