@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def process_alive(pid: int) -> bool:
+    """True if a process with this id runs on this host (signal 0 probes it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RetryLater(Exception):
     """A try failed for a reason that may pass (404 not ready, timeout, 5xx)."""
 
@@ -48,6 +59,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker %s started: kinds=%s", self.worker_id, sorted(self.handlers))
+        await jobs.release_orphans(self.sessions, socket.gethostname(), process_alive)
         tasks = [
             asyncio.create_task(self._loop(stop, slot))
             for slot in range(self.concurrency)

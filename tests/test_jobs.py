@@ -134,3 +134,30 @@ async def test_jobs_claim_only_known_kinds(
     claimed = await jobs.claim(database.writes, "worker", kinds)
 
     assert claimed is None
+
+
+async def test_jobs_dead_workers_job_released(database: Database) -> None:
+    await queue(database)
+    await queue(database, key="second")
+    dead = await jobs.claim(database.writes, "box:4001/0", ("echo",))
+    alive = await jobs.claim(database.writes, "box:4002/0", ("echo",))
+    assert dead is not None
+    assert alive is not None
+
+    released = await jobs.release_orphans(
+        database.writes, "box", lambda pid: pid == 4002
+    )
+
+    assert released == [dead.id]
+    again = await jobs.claim(database.writes, "box:4003/0", ("echo",))
+    assert again is not None
+    assert again.id == dead.id
+
+
+async def test_jobs_other_hosts_keep_leases(database: Database) -> None:
+    await queue(database)
+    assert await jobs.claim(database.writes, "other-box:4001/0", ("echo",)) is not None
+
+    released = await jobs.release_orphans(database.writes, "box", lambda pid: False)
+
+    assert released == []

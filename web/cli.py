@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -139,6 +140,13 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_context(settings, args.port))
+    if not _port_free(args.host, args.port):
+        print(
+            f"touchline: {args.host}:{args.port} is in use; stop the other server "
+            "or pass --port",
+            file=sys.stderr,
+        )
+        return 1
     web.run_app(
         app,
         host=args.host,
@@ -150,13 +158,30 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Check before start-up, so a taken port fails with a message, not a traceback."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _demo_context(
     settings: Settings, port: int
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Load the demo company, then simulate calls against this server."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        await _with_database(settings, lambda s: load_demo(s, settings.default_region))
+        loaded = await _with_database(
+            settings, lambda s: load_demo(s, settings.default_region)
+        )
+        if not loaded:
+            log.info("demo company already loaded; no calls simulated this time")
+            yield
+            return
         options = simulate.SimulationOptions(
             url=f"http://127.0.0.1:{port}",
             auth_token=settings.twilio_auth_token,
@@ -230,7 +255,11 @@ def run_users_add(args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("Password (empty for none): ")
+        try:
+            password = getpass.getpass("Password (empty for none): ")
+        except EOFError:
+            print("touchline: no password given; use --password-stdin", file=sys.stderr)
+            return 2
     # NOTE: passwords are read but not stored until login exists.
     del password
 
