@@ -163,11 +163,17 @@ SETTINGS: tuple[Setting, ...] = (
         _region,
     ),
     Setting("timezone", "UTC", "The organisation's IANA time zone.", _timezone),
-    Setting("smtp_port", 2525, "Port of the SMTP capture listener.", _port),
+    Setting(
+        "smtp_port",
+        2525,
+        "Port of the SMTP capture listener; checked, but no listener runs yet.",
+        _port,
+    ),
     Setting(
         "capture_domains",
         "",
-        "Mail domains the SMTP listener accepts (comma-separated).",
+        "Mail domains the SMTP listener accepts (comma-separated); checked, but "
+        "no listener runs yet.",
         _text_list,
     ),
     Setting(

@@ -76,3 +76,11 @@ async def test_pages_escape_message_bodies(client: Any) -> None:
 
     assert body not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+async def test_pages_partial_number_search(client: Any) -> None:
+    response = await client.get("/customers", params={"q": "555-0201"})
+
+    text = await response.text()
+    assert HARBOR.name in text
+    assert CUSTOMERS[1].name not in text

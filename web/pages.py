@@ -57,6 +57,10 @@ async def customers(request: web.Request) -> dict[str, Any]:
         except InvalidInput:
             # Digits that are no valid number may still be part of a name.
             found = await search(session, phone=None, email=None, text=query)
+        if not found and phone:
+            # A partial number ("555-0201") matches the end of a stored one.
+            digits = "".join(character for character in query if character.isdigit())
+            found = await search(session, phone=None, email=None, text=digits)
     return {"customers": found[:PAGE], "query": query, "more": len(found) > PAGE}
 
 
