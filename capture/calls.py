@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -265,7 +266,8 @@ def _resolve_touches(
     firsts: dict[str, CallStatusEvent],
     states: dict[str, CallState],
     default_region: str,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
+    """Resolve rep, customer, direction and plan of each new call's touch."""
     parties = {
         sid: (
             parse_party(event.from_party, default_region),
@@ -274,34 +276,40 @@ def _resolve_touches(
         for sid, event in firsts.items()
     }
     directory = Directory.load(session, [p for pair in parties.values() for p in pair])
-    touches = []
+    legs: dict[str, tuple[int | None, str]] = {}
     for sid, (caller, callee) in parties.items():
         rep, other, direction = directory.resolve_legs(caller, callee)
         customer = directory.customer_for(session, other, rep)
         states[sid].customer_id = customer.id if customer else None
+        legs[sid] = (rep.id if rep else None, direction)
+    customer_ids = {
+        customer_id
+        for sid in firsts
+        if (customer_id := states[sid].customer_id) is not None
+    }
+    earliest = min(states[sid].occurred_at for sid in firsts)
+    plans = PlanIndex.load(session, customer_ids, earliest)
+    touches = []
+    for sid, (rep_id, direction) in legs.items():
+        state = states[sid]
         touches.append(
             {
                 "external_key": f"call:{sid}",
                 "channel": "call",
                 "direction": direction,
-                "occurred_at": states[sid].occurred_at,
-                "customer_id": states[sid].customer_id,
-                "rep_id": rep.id if rep else None,
-                "plan_id": None,
+                "occurred_at": state.occurred_at,
+                "customer_id": state.customer_id,
+                "rep_id": rep_id,
+                "plan_id": plans.open_at(state.customer_id, state.occurred_at),
                 "summary": "",
                 "automatic": False,
                 "created_at": utcnow(),
             }
         )
-    customer_ids = {t["customer_id"] for t in touches if t["customer_id"] is not None}
-    earliest = min(states[sid].occurred_at for sid in firsts)
-    plans = PlanIndex.load(session, customer_ids, earliest)  # type: ignore[arg-type]
-    for touch in touches:
-        touch["plan_id"] = plans.open_at(touch["customer_id"], touch["occurred_at"])  # type: ignore[arg-type]
     return touches
 
 
-def _call_row(state: CallState, event: CallStatusEvent) -> dict[str, object]:
+def _call_row(state: CallState, event: CallStatusEvent) -> dict[str, Any]:
     return {
         "activity_id": state.activity_id,
         "call_sid": state.call_sid,
