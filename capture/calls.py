@@ -205,11 +205,16 @@ def _initial_state(event: CallStatusEvent) -> CallState:
 
 def _fold_event(state: CallState, event: CallStatusEvent) -> None:
     moment = event.occurred_at
+    # A final status older than the state, such as a stray busy after a
+    # completed call, must not overwrite the call's end and talk time.
+    latest_final = (
+        state.ended_at is None or event.sequence_number >= state.last_sequence
+    )
     if event.status in START_STATUSES:
         state.started_at = _earliest(state.started_at, moment)
     if event.status == "in-progress":
         state.answered_at = _earliest(state.answered_at, moment)
-    if event.status in FINAL_STATUSES:
+    if event.status in FINAL_STATUSES and latest_final:
         state.ended_at = moment
         # Only a completed call was answered; the others talked for 0 s.
         completed = event.status == "completed"

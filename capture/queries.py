@@ -16,14 +16,16 @@ from capture.models import (
     Call,
     ContactPoint,
     Customer,
+    Job,
     Recording,
     Transcript,
 )
-from capture.recordings import recordings_of_call_query
+from capture.recordings import TRANSCRIBE_JOB, recordings_of_call_query
 
 MAX_PAGE = 200
-# The largest id a BIGINT column holds; larger ids can match no row.
-MAX_ID = 2**63 - 1
+# The largest id an INTEGER primary key holds on PostgreSQL (32-bit);
+# larger ids can match no row.
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class CallDetail:
     activity: Activity
     recordings: list[Recording]
     transcript: Transcript | None
+    # The transcription job of a stored recording without a transcript.
+    transcription_job: Job | None = None
 
 
 def page_size(raw: str | None, default: int = 50) -> int:
@@ -172,16 +176,22 @@ async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
     call, activity = row[0], row[1]
     recordings = list((await session.scalars(recordings_of_call_query(call))).all())
     transcript = None
-    stored = [recording.id for recording in recordings if recording.status == "stored"]
+    job = None
+    stored = [recording for recording in recordings if recording.status == "stored"]
     if stored:
         transcript = await session.scalar(
             select(Transcript)
-            .where(Transcript.recording_id.in_(stored))
+            .where(Transcript.recording_id.in_([r.id for r in stored]))
             .options(selectinload(Transcript.segments))
             .order_by(Transcript.id)
             .limit(1)
         )
-    return CallDetail(call, activity, recordings, transcript)
+    if stored and transcript is None:
+        keys = [f"{TRANSCRIBE_JOB}:{r.recording_sid}" for r in stored]
+        job = await session.scalar(
+            select(Job).where(Job.dedupe_key.in_(keys)).order_by(Job.id).limit(1)
+        )
+    return CallDetail(call, activity, recordings, transcript, job)
 
 
 async def recording_file(session: AsyncSession, recording_sid: str) -> Recording:

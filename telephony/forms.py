@@ -18,11 +18,13 @@ from capture.errors import InvalidInput
 
 # A 32-bit signed integer, the column type of counters and durations.
 MAX_INTEGER = 2**31 - 1
+MAX_DIGITS = 12
 DIGITS = re.compile(r"-?[0-9]+")
 # A Twilio SID: two capital letters and 32 hexadecimal digits.
 SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
-# Control characters other than tab, line feed and carriage return.
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters other than tab, line feed and carriage return, and the
+# Unicode line and paragraph separators.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Timestamps outside these years are not Twilio's and break date arithmetic.
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2999
@@ -88,8 +90,10 @@ def integer(
     value = single(form, name).strip()
     if not value:
         return default
-    if not DIGITS.fullmatch(value):
-        raise InvalidInput(f"{name} {value!r} is not an integer", field=name)
+    # The length check comes first: int() of thousands of digits is slow and
+    # raises for more than 4300 of them.
+    if len(value) > MAX_DIGITS or not DIGITS.fullmatch(value):
+        raise InvalidInput(f"{name} {value[:40]!r} is not an integer", field=name)
     number = int(value)
     if not minimum <= number <= maximum:
         raise InvalidInput(

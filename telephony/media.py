@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +30,27 @@ CHUNK_BYTES = 64 * 1024
 # Statuses that may pass on a later try: Twilio returns 404 until a recording
 # is ready, and 429 or 5xx under load.
 RETRY_STATUSES = frozenset({404, 408, 425, 429, 500, 502, 503, 504})
+
+
+PARTIAL = ".part"
+
+
+def remove_stale_partials(folder: Path, older_than_seconds: float) -> int:
+    """Delete downloads left half-written by a killed process; return the count.
+
+    Only files older than the longest possible download are removed, so a
+    download still running in another process keeps its file.
+    """
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in folder.glob(f"*{PARTIAL}"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,8 @@ def check_media_url(url: str, media_hosts: tuple[str, ...]) -> None:
     host = (parts.hostname or "").lower()
     if not host:
         raise PermanentFailure(f"media URL {url!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise PermanentFailure(f"media URL for {host} must not carry credentials")
     expected_scheme = "http" if is_loopback(host) else "https"
     if parts.scheme not in (expected_scheme, "https"):
         raise PermanentFailure(
@@ -100,13 +124,13 @@ async def _follow(
     auth: tuple[str, str] | None,
     max_bytes: int,
 ) -> SavedMedia:
-    first_host = urlsplit(url).hostname
+    first_origin = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
         check_media_url(url, media_hosts)
-        # Credentials go only to the host the webhook named, never to a
-        # redirect target such as a storage bucket.
+        # Credentials go only to the scheme, host and port the webhook named,
+        # never to a redirect target such as a storage bucket.
         headers = {}
-        if auth is not None and urlsplit(url).hostname == first_host:
+        if auth is not None and _origin(url) == first_origin:
             headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
         async with session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status in (301, 302, 303, 307, 308):
@@ -115,6 +139,11 @@ async def _follow(
             _check_status(response.status, url)
             return await _save(response, destination, max_bytes)
     raise PermanentFailure(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port)
 
 
 def _check_status(status: int, url: str) -> None:
@@ -135,7 +164,8 @@ async def _save(
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".part")
+    head = b""
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=PARTIAL)
     try:
         with os.fdopen(handle, "wb") as file:
             async for chunk in response.content.iter_chunked(CHUNK_BYTES):
@@ -144,10 +174,14 @@ async def _save(
                     raise PermanentFailure(
                         f"media exceeds the cap of {max_bytes} bytes"
                     )
+                if len(head) < 12:
+                    head += chunk[: 12 - len(head)]
                 digest.update(chunk)
                 file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise PermanentFailure("media is not a WAV file")
         os.replace(temporary, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -11,7 +11,7 @@ from capture.recordings import mark_failed, mark_stored, recording_query
 from capture.settings import Settings
 from capture.worker import PermanentFailure, RetryLater
 from capture.writer import BatchWriter
-from telephony.media import download
+from telephony.media import download, remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,11 @@ class RecordingDownloader:
         self.settings = settings
         self.database = database
         self.writer = writer
+        self.swept = False
 
     async def __call__(self, payload: dict[str, Any]) -> None:
+        if not self.swept:
+            self._sweep()
         recording_sid = str(payload["recording_sid"])
         async with self.database.reads() as session:
             recording = (await session.scalars(recording_query(recording_sid))).one()
@@ -52,6 +55,18 @@ class RecordingDownloader:
             )
         )
         log.info("recording %s stored: bytes=%s", recording_sid, saved.size_bytes)
+
+    def _sweep(self) -> None:
+        # A download cannot take longer than its timeout, so older partial
+        # files belong to a process that died.
+        removed = remove_stale_partials(
+            self.settings.recordings_dir, 2 * self.settings.media_timeout
+        )
+        if removed:
+            log.warning(
+                "removed %s partial downloads left by a stopped worker", removed
+            )
+        self.swept = True
 
     def path_for(self, recording_sid: str) -> Path:
         if not recording_sid.isalnum():

@@ -12,6 +12,8 @@ import json
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 
@@ -43,7 +45,12 @@ async def read_form(request: web.Request) -> MultiDictProxy[str]:
         )
     try:
         form = await request.post()
-    except (UnicodeDecodeError, LookupError) as error:
+    except (
+        UnicodeDecodeError,
+        LookupError,
+        RequestPayloadError,
+        BadHttpMessage,
+    ) as error:
         raise _bad_request(
             f"the form body cannot be decoded: {error}", "body"
         ) from None

@@ -125,7 +125,7 @@ def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
         from_party=forms.required(form, "From"),
         to_party=forms.required(form, "To"),
         status=forms.choice(form, "CallStatus", calls.CALL_STATUSES),
-        twilio_direction=forms.required(form, "Direction", 32),
+        twilio_direction=forms.required(form, "Direction", 16),
         sequence_number=forms.integer(form, "SequenceNumber", default=0) or 0,
         occurred_at=forms.timestamp(form, "Timestamp", utcnow()),
         call_duration=forms.integer(form, "CallDuration", maximum=MAX_CALL_SECONDS),
@@ -175,7 +175,7 @@ def parse_message(
         to_party=forms.required(form, "To"),
         status=status,
         occurred_at=utcnow(),
-        body=forms.single(form, "Body") if "Body" in form else None,
+        body=_body(form),
         num_segments=forms.integer(form, "NumSegments", minimum=1),
         num_media=forms.integer(form, "NumMedia", default=0) or 0,
         messaging_service_sid=forms.sid(
@@ -185,12 +185,27 @@ def parse_message(
     )
 
 
+# Twilio's limit on a message body, in characters.
+MAX_BODY = 1600
+
+
+def _body(form: Mapping[str, str]) -> str | None:
+    if "Body" not in form:
+        return None
+    body = forms.single(form, "Body")
+    if len(body) > MAX_BODY:
+        raise forms.InvalidInput(
+            f"Body is longer than {MAX_BODY} characters", field="Body"
+        )
+    return body
+
+
 def _message_sid(form: Mapping[str, str]) -> str:
     # MessageSid repeats in SmsSid and SmsMessageSid; MMS SIDs start with MM.
     name = "MessageSid" if forms.single(form, "MessageSid") else "SmsSid"
-    value = forms.required(form, name, 64)
-    if value[:2] not in ("SM", "MM"):
-        raise forms.InvalidInput(f"{name} {value!r} is not an SM or MM SID", field=name)
+    prefix = "MM" if forms.single(form, name).strip().startswith("MM") else "SM"
+    value = forms.sid(form, name, prefix)
+    assert value is not None
     return value
 
 

@@ -14,6 +14,8 @@ class MediaHost:
     """Serves `files` by path, with 404 for the first `not_ready` requests."""
 
     files: dict[str, bytes] = field(default_factory=dict)
+    # Paths answered with a 302 to the given URL.
+    redirects: dict[str, str] = field(default_factory=dict)
     not_ready: int = 0
     requests: list[str] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
@@ -22,6 +24,8 @@ class MediaHost:
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
         self.auth_headers.append(request.headers.get("Authorization"))
+        if request.path in self.redirects:
+            raise web.HTTPFound(self.redirects[request.path])
         if self.not_ready > 0:
             self.not_ready -= 1
             return web.Response(status=404, text="not ready")

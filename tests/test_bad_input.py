@@ -14,7 +14,7 @@ from twilio_params import call_status, inbound_sms, new_sid
 from capture.accounts import create_token
 from capture.db import Database, transaction
 from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
-from capture.models import Activity, CallEvent, Message
+from capture.models import Activity, Call, CallEvent, Message
 
 ANA = REPS[0]
 HARBOR = CUSTOMERS[0]
@@ -172,3 +172,112 @@ async def test_pages_huge_id_not_found(client: Any) -> None:
     response = await client.get("/customers/99999999999999999999999")
 
     assert response.status == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"Direction": "outbound-api-extra12"}, "Direction"),
+        ({"SequenceNumber": "9" * 5000}, "SequenceNumber"),
+        ({"From": "+1415\u2028555"}, "From"),
+        ({"From": "+1415\x85555"}, "From"),
+    ],
+)
+async def test_status_more_invalid_values(
+    client: Any, database: Database, changes: dict[str, str], field: str
+) -> None:
+    response = await post_signed(client, "/twilio/voice/status", ringing(**changes))
+
+    body = await response.json()
+    assert response.status == 400
+    assert body["field"] == field
+    assert len(body["error"]) < 200
+    assert await stored(database) == 0
+
+
+@pytest.mark.parametrize(
+    "sid", ["SM\n2026-12-04 CRITICAL forged", "SM/../../../etc/passwd", "SM" + "z" * 32]
+)
+async def test_sms_strict_message_sid(
+    client: Any, database: Database, sid: str
+) -> None:
+    params = inbound_sms(sid, HARBOR.phone, ORGANISATION_NUMBER, "hello")
+
+    response = await post_signed(client, "/twilio/sms", params)
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "MessageSid"
+    assert await stored(database) == 0
+
+
+async def test_sms_body_over_twilio_limit(client: Any, database: Database) -> None:
+    params = inbound_sms(new_sid("SM"), HARBOR.phone, ORGANISATION_NUMBER, "x" * 1601)
+
+    response = await post_signed(client, "/twilio/sms", params)
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "Body"
+
+
+async def test_sms_broken_gzip_body_rejected(client: Any, database: Database) -> None:
+    response = await client.post(
+        "/twilio/sms",
+        data=b"notgzip",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Encoding": "gzip",
+        },
+    )
+
+    assert response.status == 400
+    assert await stored(database) == 0
+
+
+async def test_api_non_ascii_token_unauthorised(client: Any) -> None:
+    response = await client.get(
+        "/api/v1/customers", headers={"Authorization": "Bearer caf\u00e9\u00ff"}
+    )
+
+    assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/customers?q=a%00b", 400),
+        ("/calls/%00", 404),
+        ("/customers/2147483648", 404),
+    ],
+)
+async def test_pages_control_characters_rejected(
+    client: Any, path: str, status: int
+) -> None:
+    response = await client.get(path)
+
+    assert response.status == status
+
+
+async def test_status_stale_final_keeps_talk_time(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    events = [
+        call_status(sid, "initiated", 0, caller=ANA.phone, called=HARBOR.phone),
+        call_status(sid, "in-progress", 2, caller=ANA.phone, called=HARBOR.phone),
+        call_status(
+            sid, "completed", 3, caller=ANA.phone, called=HARBOR.phone, duration=42
+        ),
+        call_status(sid, "busy", 1, caller=ANA.phone, called=HARBOR.phone, duration=0),
+    ]
+
+    for params in events:
+        await post_signed(client, "/twilio/voice/status", params)
+
+    async with database.reads() as session:
+        call = await session.scalar(select(Call).where(Call.call_sid == sid))
+    assert call is not None
+    assert call.status == "completed"
+    assert call.talk_seconds == 42
+    assert call.answered_at is not None
+    assert call.ended_at is not None
+    assert call.ended_at > call.answered_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from capture.demo_data import CUSTOMERS, REPS
 from capture.models import Job, Recording, utcnow
 from capture.recordings import DOWNLOAD_JOB
 from capture.worker import Worker
-from web.keys import WORKER
+from web.keys import SETTINGS, WORKER
 
 ANA = REPS[0]
 HARBOR = CUSTOMERS[0]
@@ -209,3 +210,73 @@ async def test_recording_before_call_status_joins_later(
     page = await (await client.get(f"/calls/{child}")).text()
     assert recording_sid in page
     assert "absent" in page
+
+
+async def run_download(client: Any, host: MediaHost, url: str) -> str:
+    call_sid = await start_call(client)
+    recording_sid = new_sid("RE")
+    params = recording_status(call_sid, recording_sid, "completed", url=url, duration=1)
+    await post_signed(client, "/twilio/voice/recording", params)
+    worker: Worker = client.app[WORKER]
+    await worker.run_once()
+    return recording_sid
+
+
+async def test_recording_html_is_not_stored(client: Any, database: Database) -> None:
+    host = MediaHost(files={"/R/page": b"<html>sign in first</html>"})
+    async with media_host(host):
+        recording_sid = await run_download(client, host, f"{host.base_url}/R/page")
+
+    [job] = await job_rows(database)
+    assert job.status == "dead"
+    assert "not a WAV file" in (job.last_error or "")
+    assert (await recording_row(database, recording_sid)).status == "completed"
+    recordings = client.app[SETTINGS].recordings_dir
+    assert list(recordings.glob("*")) == []
+
+
+async def test_recording_url_with_credentials_refused(
+    client: Any, database: Database, tmp_path: Any
+) -> None:
+    host = MediaHost(files={"/R/x": wav_bytes(tmp_path)})
+    async with media_host(host):
+        url = host.base_url.replace("http://", "http://user:pw@") + "/R/x"
+        await run_download(client, host, url)
+
+    assert host.requests == []
+    [job] = await job_rows(database)
+    assert job.status == "dead"
+    assert "credentials" in (job.last_error or "")
+
+
+async def test_recording_redirect_to_other_port_gets_no_credentials(
+    client: Any, database: Database, tmp_path: Any
+) -> None:
+    target = MediaHost(files={"/final": wav_bytes(tmp_path)})
+    async with media_host(target):
+        origin = MediaHost(redirects={"/start": f"{target.base_url}/final"})
+        async with media_host(origin):
+            recording_sid = await run_download(
+                client, origin, f"{origin.base_url}/start"
+            )
+
+    assert origin.auth_headers[0] is not None
+    assert target.auth_headers == [None]
+    assert (await recording_row(database, recording_sid)).status == "stored"
+
+
+async def test_recording_stale_partials_removed(client: Any, tmp_path: Any) -> None:
+    recordings = client.app[SETTINGS].recordings_dir
+    recordings.mkdir(parents=True, exist_ok=True)
+    stale = recordings / "tmpold.part"
+    fresh = recordings / "tmpnew.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (0, 0))
+    host = MediaHost(files={"/R/x": wav_bytes(tmp_path)})
+
+    async with media_host(host):
+        await run_download(client, host, f"{host.base_url}/R/x")
+
+    assert not stale.exists()
+    assert fresh.exists()

@@ -106,7 +106,10 @@ async def test_transcribe_labels_rep_channel(
 async def test_transcribe_corrupt_recording_is_dead(
     speech_client: Any, database: Database
 ) -> None:
-    await store_recording(speech_client, b"RIFF\x24\x00\x00\x00WAVEnot really audio")
+    call_sid = await store_recording(
+        speech_client, b"RIFF\x24\x00\x00\x00WAVEnot really audio"
+    )
+    page = await (await speech_client.get(f"/calls/{call_sid}")).text()
 
     async with database.reads() as session:
         job = await session.scalar(select(Job).where(Job.kind == TRANSCRIBE_JOB))
@@ -115,3 +118,4 @@ async def test_transcribe_corrupt_recording_is_dead(
     assert job.status == "dead"
     assert "not transcribed" in (job.last_error or "")
     assert transcripts == 0
+    assert "Transcription failed" in page

@@ -23,6 +23,7 @@ from transcripts.jobs import Transcriber
 from web import api, pages
 from web.auth import token_middleware
 from web.errors import error_middleware
+from web.inputs import input_middleware
 from web.keys import DATABASE, SETTINGS, WORKER, WRITER
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def build_worker(settings: Settings, database: Database, writer: BatchWriter) ->
 
 def create_app(settings: Settings, *, run_worker: bool = True) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, token_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[error_middleware, input_middleware, token_middleware],
+        client_max_size=MAX_BODY_BYTES,
     )
     database = Database(settings.database_url)
     writer = BatchWriter(database.batch_sessions)

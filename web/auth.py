@@ -26,6 +26,8 @@ async def token_middleware(
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _unauthorised(request, "missing bearer token")
+    if not token.strip().isascii():
+        return _unauthorised(request, "invalid or revoked token")
     async with request.app[DATABASE].reads() as session:
         user = await user_for_token(session, token.strip())
     if user is None:

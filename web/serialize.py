@@ -110,4 +110,8 @@ def call_detail_json(detail: CallDetail, zone: ZoneInfo) -> dict[str, Any]:
     data["recordings"] = [recording_json(r) for r in detail.recordings]
     transcript = detail.transcript
     data["transcript"] = transcript_json(transcript) if transcript else None
+    job = detail.transcription_job
+    data["transcription"] = (
+        {"status": job.status, "error": job.last_error} if job is not None else None
+    )
     return data
