@@ -164,14 +164,15 @@ async def retry_dead(sessions: async_sessionmaker[AsyncSession], job_id: int) ->
 async def release_orphans(
     sessions: async_sessionmaker[AsyncSession],
     host: str,
-    is_alive: Callable[[int], bool],
+    is_alive: Callable[[str], bool],
 ) -> list[int]:
     """Queue again the running jobs of dead worker processes on `host`.
 
     A worker killed mid-job leaves its lease to run out, which takes up to
     the lease length. A worker starting on the same host can tell from the
-    process id in `locked_by` (host:pid/slot) that the holder is gone and
-    release its jobs at once. Jobs of other hosts wait for their leases.
+    process token in `locked_by` (host:token/slot, the token being the pid
+    and the process start time) that the holder is gone and release its
+    jobs at once. Jobs of other hosts wait for their leases.
     """
     released = []
     async with transaction(sessions) as session:
@@ -179,8 +180,8 @@ async def release_orphans(
             Job.status == "running", Job.locked_by.startswith(f"{host}:")
         )
         for job in (await session.execute(query.with_for_update())).scalars():
-            pid = _pid_of(job.locked_by or "", host)
-            if pid is None or is_alive(pid):
+            token = (job.locked_by or "")[len(host) + 1 :].split("/", 1)[0]
+            if is_alive(token):
                 continue
             log.warning(
                 "job %s held by dead worker %s; queued again", job.id, job.locked_by
@@ -190,12 +191,6 @@ async def release_orphans(
             job.run_after = utcnow()
             released.append(job.id)
     return released
-
-
-def _pid_of(locked_by: str, host: str) -> int | None:
-    rest = locked_by[len(host) + 1 :]
-    pid = rest.split("/", 1)[0]
-    return int(pid) if pid.isascii() and pid.isdigit() else None
 
 
 async def _owned(session: AsyncSession, job_id: int, worker_id: str) -> Job | None:

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +20,30 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def process_alive(pid: int) -> bool:
-    """True if a process with this id runs on this host (signal 0 probes it)."""
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks after boot, from /proc (Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name in field 2 may hold spaces, so count from ")".
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_token(pid: int) -> str:
+    """Identify a process as pid.starttime, which a reused pid does not match."""
+    start = _start_time(pid)
+    return f"{pid}.{start}" if start is not None else str(pid)
+
+
+def process_alive(token: str) -> bool:
+    """True if the process named by `token` (from process_token) still runs."""
+    pid_text, _, start = token.partition(".")
+    if not pid_text.isascii() or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if start:
+        return _start_time(pid) == start
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +77,9 @@ class Worker:
         self.handlers = dict(handlers)
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or (
+            f"{socket.gethostname()}:{process_token(os.getpid())}"
+        )
         self.wakeup = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:

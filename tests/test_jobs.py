@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,13 @@ from sqlalchemy import select, update
 from capture import jobs
 from capture.db import Database, transaction
 from capture.models import Job, utcnow
-from capture.worker import PermanentFailure, RetryLater, Worker
+from capture.worker import (
+    PermanentFailure,
+    RetryLater,
+    Worker,
+    process_alive,
+    process_token,
+)
 
 
 async def queue(database: Database, kind: str = "echo", key: str | None = None) -> bool:
@@ -139,17 +146,17 @@ async def test_jobs_claim_only_known_kinds(
 async def test_jobs_dead_workers_job_released(database: Database) -> None:
     await queue(database)
     await queue(database, key="second")
-    dead = await jobs.claim(database.writes, "box:4001/0", ("echo",))
-    alive = await jobs.claim(database.writes, "box:4002/0", ("echo",))
+    dead = await jobs.claim(database.writes, "box:4001.77/0", ("echo",))
+    alive = await jobs.claim(database.writes, "box:4002.88/0", ("echo",))
     assert dead is not None
     assert alive is not None
 
     released = await jobs.release_orphans(
-        database.writes, "box", lambda pid: pid == 4002
+        database.writes, "box", lambda token: token == "4002.88"
     )
 
     assert released == [dead.id]
-    again = await jobs.claim(database.writes, "box:4003/0", ("echo",))
+    again = await jobs.claim(database.writes, "box:4003.99/0", ("echo",))
     assert again is not None
     assert again.id == dead.id
 
@@ -158,6 +165,15 @@ async def test_jobs_other_hosts_keep_leases(database: Database) -> None:
     await queue(database)
     assert await jobs.claim(database.writes, "other-box:4001/0", ("echo",)) is not None
 
-    released = await jobs.release_orphans(database.writes, "box", lambda pid: False)
+    released = await jobs.release_orphans(database.writes, "box", lambda token: False)
 
     assert released == []
+
+
+def test_process_token_detects_reused_pid() -> None:
+    token = process_token(os.getpid())
+    pid, _, start = token.partition(".")
+
+    assert process_alive(token) is True
+    assert process_alive(f"{pid}.{int(start) + 1}") is False
+    assert process_alive("99999999.1") is False
