@@ -41,10 +41,9 @@ class CallDetail:
 def page_size(raw: str | None, default: int = 50) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        size = int(raw)
-    except ValueError:
-        raise InvalidInput(f"limit {raw!r} is not an integer", "limit") from None
+    size = parse_id(raw)
+    if size is None:
+        raise InvalidInput(f"limit {raw[:20]!r} is not an integer", "limit")
     if not 1 <= size <= MAX_PAGE:
         raise InvalidInput(f"limit {size} is outside 1..{MAX_PAGE}", "limit")
     return size

@@ -147,6 +147,9 @@ async def token(database: Database, demo: None) -> str:
         ("/api/v1/customers/99999999999999999999999/activities", 404, "id"),
         ("/api/v1/customers/%D9%A3/activities", 404, "id"),
         ("/api/v1/customers?cursor=9223372036854775808", 400, "cursor"),
+        ("/api/v1/customers?limit=%D9%A3", 400, "limit"),
+        ("/api/v1/customers?limit=1_0", 400, "limit"),
+        ("/api/v1/customers/1/activities?cursor=2026-01-01T00:00:00_1", 400, "cursor"),
         (
             "/api/v1/customers/1/activities?cursor=0001-01-01T00:00:00%2B14:00_1",
             400,

@@ -84,3 +84,11 @@ async def test_pages_partial_number_search(client: Any) -> None:
     text = await response.text()
     assert HARBOR.name in text
     assert CUSTOMERS[1].name not in text
+
+
+async def test_pages_partial_email_search(client: Any) -> None:
+    response = await client.get("/customers", params={"q": "ops@harbor"})
+
+    text = await response.text()
+    assert HARBOR.name in text
+    assert CUSTOMERS[1].name not in text

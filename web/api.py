@@ -78,11 +78,14 @@ def _stream_cursor(raw: str | None) -> tuple[datetime, int] | None:
         return None
     moment, _, raw_id = raw.rpartition("_")
     try:
-        parsed = datetime.fromisoformat(moment).astimezone(UTC)
+        parsed = datetime.fromisoformat(moment)
+        if parsed.tzinfo is None:
+            raise ValueError("no UTC offset")
+        parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidInput(f"cursor {raw!r} is not valid", "cursor") from None
     activity_id = parse_id(raw_id)
-    if activity_id is None or parsed.tzinfo is None:
+    if activity_id is None:
         raise InvalidInput(f"cursor {raw!r} is not valid", "cursor")
     return parsed, activity_id
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ async def customers(request: web.Request) -> dict[str, Any]:
             found = await search(session, phone=phone, email=email, text=text)
         except InvalidInput:
             # Digits that are no valid number may still be part of a name.
+            found = await search(session, phone=None, email=None, text=query)
+        if not found and email:
+            # Part of an address ("ops@harbor") matches inside stored ones.
             found = await search(session, phone=None, email=None, text=query)
         if not found and phone:
             # A partial number ("555-0201") matches the end of a stored one.
@@ -113,7 +116,7 @@ async def recording(request: web.Request) -> web.FileResponse:
 @aiohttp_jinja2.template("reps.html")
 async def reps(request: web.Request) -> dict[str, Any]:
     settings = request.app[SETTINGS]
-    today = date.today()
+    today = datetime.now(settings.zone).date()
     first = request.query.get("from") or (today - timedelta(days=30)).isoformat()
     last = request.query.get("to") or today.isoformat()
     period = parse_range(first, last, settings.zone)

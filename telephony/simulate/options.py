@@ -37,6 +37,9 @@ class SimulationOptions:
     history_hours: float = 4.0  # calls start within this many hours before now
 
 
+MAX_EVENTS = 100_000
+
+
 def validate_options(options: SimulationOptions) -> None:
     """Raise ValueError naming the first invalid option."""
     if not options.url.startswith(("http://", "https://")):
@@ -56,6 +59,12 @@ def validate_options(options: SimulationOptions) -> None:
     for name in non_negative:
         if getattr(options, name) < 0:
             raise ValueError(f"invalid {name} {getattr(options, name)}: must be >= 0")
+    # Every call and message is planned and synthesised in memory up front.
+    for name in ("calls", "sms"):
+        if getattr(options, name) > MAX_EVENTS:
+            raise ValueError(
+                f"invalid {name} {getattr(options, name)}: must be <= {MAX_EVENTS}"
+            )
     if options.unknown_callers + options.withheld_callers > options.calls:
         raise ValueError(
             "unknown_callers + withheld_callers must not exceed calls "
