@@ -21,7 +21,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks after boot, from /proc (Linux)."""
+    """Return the process's start time in clock ticks after boot, from /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

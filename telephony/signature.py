@@ -1,9 +1,9 @@
 """Twilio request signatures (`X-Twilio-Signature`).
 
 Twilio signs the full URL it called followed by the sorted POST parameters.
-Behind a proxy the URL the service sees differs from the one Twilio called,
-so the URL to check is the configured public base URL plus the path and
-query exactly as received.
+Behind a proxy the URL of the service's own socket differs from the one
+Twilio called, so the URL to check is the configured public base URL plus
+the path and query exactly as received.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ class MediaHost:
     """Serves `files` by path, with 404 for the first `not_ready` requests."""
 
     files: dict[str, bytes] = field(default_factory=dict)
-    # Paths answered with a 302 to the given URL.
+    # Paths that redirect (302) to the given URL.
     redirects: dict[str, str] = field(default_factory=dict)
     not_ready: int = 0
     requests: list[str] = field(default_factory=list)

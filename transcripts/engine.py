@@ -165,8 +165,8 @@ class FasterWhisperEngine:
             # to invent text such as "Thank you.".
             vad_filter=True,
             # With VAD, a segment's own start is where its decoding window
-            # began, often the end of the previous utterance; the first word's
-            # time is where speech starts, which is where a click must seek.
+            # began, often the end of the previous utterance. The first word's
+            # time is where speech starts, so a click on the line seeks there.
             word_timestamps=True,
         )
         segments = _to_segments(whisper_segments, channel, duration)

@@ -137,7 +137,7 @@ async def export_activities(request: web.Request) -> web.StreamResponse:
                 await response.write(chunk)
     except Exception:
         # The status line is sent, so no error response can follow. Closing
-        # the connection before the final chunk tells the client it failed.
+        # the connection before the final chunk signals the failure to the client.
         log.exception("activity export %s..%s failed", period.first, period.last)
         if request.transport is not None:
             request.transport.close()

@@ -1,7 +1,7 @@
 """Reject control characters in query strings and paths before any handler runs.
 
 A NUL byte cannot be stored in PostgreSQL text and matches everything in a
-SQLite LIKE, and line breaks in values end up in logs; no valid query or
+SQLite LIKE, and line breaks in values end up in logs. No valid query or
 path contains them.
 """
 
