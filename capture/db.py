@@ -56,7 +56,8 @@ def create_engine(
     With `immediate`, SQLite transactions start with BEGIN IMMEDIATE, which
     takes the write lock up front: writers then queue on the busy timeout
     instead of failing when a read lock cannot be upgraded. Readers keep a
-    deferred BEGIN so that a long read never blocks writers.
+    deferred BEGIN, which in WAL mode takes no write lock, so a long read
+    does not hold up writers.
     """
     url = async_url(database_url)
     # Parameters hold phone numbers and message text: keep them out of error

@@ -98,12 +98,14 @@ def _create_message(
 ) -> Message:
     sender = parse_party(event.from_party, default_region)
     recipient = parse_party(event.to_party, default_region)
+
     directory = Directory.load(session, [sender, recipient])
     rep, other, direction = directory.resolve_legs(sender, recipient)
     if rep is None and event.rep_email:
         rep = _rep_by_email(session, event.rep_email)
     customer = directory.customer_for(session, other, rep)
     customer_id = customer.id if customer is not None else None
+
     # A message to the company number belongs to the customer's owner.
     rep_id = rep.id if rep is not None else None
     if rep_id is None and customer is not None:
@@ -111,6 +113,7 @@ def _create_message(
     plan_id = None
     if customer_id is not None:
         plan_id = plan_open_at(session, customer_id, event.occurred_at)
+
     activity = Activity(
         external_key=f"sms:{event.message_sid}",
         channel="mms" if event.num_media else "sms",
@@ -134,6 +137,7 @@ def _create_message(
     )
     session.add(message)
     session.flush()
+
     log.info(
         "message created: message=%s activity=%s customer=%s rep=%s",
         event.message_sid,

@@ -69,7 +69,11 @@ def _rows_query(period: DateRange) -> Any:
 def _row(record: Any, zone: ZoneInfo) -> list[Any]:
     activity, rep_name, rep_email, team, customer, call, message = record
     local: datetime = activity.occurred_at.astimezone(zone)
-    status = call.status if call else (message.status if message else "")
+    status = ""
+    if call is not None:
+        status = call.status
+    elif message is not None:
+        status = message.status
     text = message.body if message else activity.summary
     return [
         activity.id,

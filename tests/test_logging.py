@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import AUTH_TOKEN, make_settings
+from conftest import AUTH_TOKEN, free_port, make_settings
 from twilio.request_validator import RequestValidator
 from twilio_params import call_status, new_sid
 
@@ -19,12 +18,6 @@ from web.app import create_app
 
 HARBOR = CUSTOMERS[0]
 DIGITS = HARBOR.phone.lstrip("+")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_logs_leave_out_numbers(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import ACCOUNT_SID, AUTH_TOKEN, make_settings
+from conftest import ACCOUNT_SID, AUTH_TOKEN, free_port, make_settings
 from sqlalchemy import func, select
 
 from capture.accounts import create_token
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.speech
 
 # Words of five letters or more; short words are too often misheard at 8 kHz.
 WORD = re.compile(r"[a-z]{5,}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def wait_for_jobs(database: Database, limit_seconds: float = 120) -> None:
