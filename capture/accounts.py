@@ -1,22 +1,33 @@
-"""Users, teams, company numbers and API tokens."""
+"""Users, teams, company numbers and API tokens.
+
+API tokens are random, so one SHA-256 of the secret is enough to store
+them; only the hash and the first characters (to tell tokens apart in a
+listing) are kept.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capture.errors import Conflict, InvalidInput
+from capture.access import ROLES
+from capture.errors import Conflict, InvalidInput, NotFound
 from capture.identity import normalize_phone
 from capture.models import ApiToken, CompanyNumber, Team, User, utcnow
 
-ROLES = ("rep", "manager", "ops", "admin")
+TOKEN_PREFIX = "tl_"
+# Characters of a token shown in listings, "tl_" included.
+SHOWN_CHARACTERS = 8
 
 
 async def team_named(session: AsyncSession, name: str) -> Team:
     """Return the team called `name`, creating it if needed."""
+    name = name.strip()
+    if not 0 < len(name) <= 200:
+        raise InvalidInput("team name must be 1 to 200 characters", "team")
     team = await session.scalar(select(Team).where(Team.name == name))
     if team is None:
         team = Team(name=name)
@@ -35,14 +46,19 @@ async def add_user(
     phone: str | None = None,
     team: str | None = None,
     client_identity: str | None = None,
+    password_hash: str | None = None,
 ) -> User:
     email = email.strip().lower()
     if "@" not in email:
         raise InvalidInput(f"email {email!r} is not an email address", "email")
     if role not in ROLES:
         raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}", "role")
+    if len(email) > 320:
+        raise InvalidInput("email is longer than 320 characters", "email")
     if not name.strip():
         raise InvalidInput("name is empty", "name")
+    if len(name.strip()) > 200:
+        raise InvalidInput("name is longer than 200 characters", "name")
     number = None
     if phone:
         number = normalize_phone(phone, default_region)
@@ -59,6 +75,7 @@ async def add_user(
         phone=number,
         client_identity=client_identity,
         team_id=(await team_named(session, team)).id if team else None,
+        password_hash=password_hash,
     )
     session.add(user)
     await session.flush()
@@ -80,15 +97,35 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(session: AsyncSession, email: str) -> str:
-    """Create an API token for the user; only its hash is stored."""
+async def user_by_email(session: AsyncSession, email: str) -> User:
     user = await session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        raise InvalidInput(f"no user with email {email}", "user")
-    token = "tl_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+        raise NotFound(f"no user with email {email}", "user")
+    return user
+
+
+async def create_token(
+    session: AsyncSession, email: str, label: str = ""
+) -> tuple[str, ApiToken]:
+    """Create an API token for the user; return the secret and its row.
+
+    Only the hash of the secret is stored, so this is the one time it is seen.
+    """
+    user = await user_by_email(session, email)
+    if not user.active:
+        raise InvalidInput(f"user {user.email} is deactivated", "user")
+    if len(label) > 100:
+        raise InvalidInput("label is longer than 100 characters", "label")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        token_hash=hash_token(secret),
+        prefix=secret[:SHOWN_CHARACTERS],
+        label=label.strip(),
+    )
+    session.add(token)
     await session.flush()
-    return token
+    return secret, token
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
@@ -104,11 +141,84 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
     return await session.scalar(query)
 
 
-async def revoke_token(session: AsyncSession, token: str) -> bool:
-    row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+async def list_tokens(session: AsyncSession, email: str) -> list[ApiToken]:
+    user = await user_by_email(session, email)
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return list((await session.scalars(query)).all())
+
+
+async def token_by_secret(session: AsyncSession, secret: str) -> ApiToken | None:
+    return await session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
     )
-    if row is None or row.revoked_at is not None:
-        return False
-    row.revoked_at = utcnow()
-    return True
+
+
+async def revoke_token_id(session: AsyncSession, token_id: int) -> ApiToken:
+    """Revoke a token by id; revoking a revoked token changes nothing."""
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no token with id {token_id}", "id")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+async def set_password(session: AsyncSession, user: User, password_hash: str) -> None:
+    """Store a new password hash and end the user's other login sessions."""
+    user.password_hash = password_hash
+    user.session_version += 1
+    await session.flush()
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    query = select(User).order_by(User.active.desc(), User.name, User.id)
+    return list((await session.scalars(query)).all())
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found", "id")
+    return user
+
+
+async def update_user(
+    session: AsyncSession, user: User, *, role: str, team: str | None
+) -> dict[str, list[object]]:
+    """Change role and team; return the changes as {field: [old, new]}."""
+    if role not in ROLES:
+        raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}", "role")
+    current = await session.get(Team, user.team_id) if user.team_id else None
+    old_team = current.name if current else None
+    new_team_id = (await team_named(session, team)).id if team else None
+    changes: dict[str, list[object]] = {}
+    if role != user.role:
+        changes["role"] = [user.role, role]
+        user.role = role
+    if new_team_id != user.team_id:
+        changes["team"] = [old_team, team]
+        user.team_id = new_team_id
+    await session.flush()
+    return changes
+
+
+async def deactivate_user(session: AsyncSession, user: User) -> int:
+    """Deactivate the user, end their sessions and revoke their tokens.
+
+    Return the number of tokens revoked.
+    """
+    user.active = False
+    user.session_version += 1
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await session.flush()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def activate_user(session: AsyncSession, user: User) -> None:
+    """Let the user log in again; revoked tokens stay revoked."""
+    user.active = True
+    await session.flush()

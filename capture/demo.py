@@ -14,8 +14,13 @@ from capture.models import ContactPoint, Customer, User
 log = logging.getLogger(__name__)
 
 
-async def load_demo(session: AsyncSession, default_region: str) -> bool:
-    """Add the demo reps, numbers and customers; False if already loaded."""
+async def load_demo(
+    session: AsyncSession, default_region: str, password_hash: str | None = None
+) -> bool:
+    """Add the demo users, numbers and customers; False if already loaded.
+
+    Every demo user gets `password_hash`; with None nobody can log in.
+    """
     first = demo_data.REPS[0].email
     if await session.scalar(select(User.id).where(User.email == first)):
         return False
@@ -31,16 +36,19 @@ async def load_demo(session: AsyncSession, default_region: str) -> bool:
             phone=rep.phone,
             team=rep.team,
             client_identity=rep.client_identity,
+            password_hash=password_hash,
         )
         owners[rep.email] = user.id
-    await add_user(
-        session,
-        email="mia@demo.touchline.test",
-        name="Mia Manager",
-        role="manager",
-        default_region=default_region,
-        team="West",
-    )
+    for email, name, role, team in demo_data.STAFF:
+        await add_user(
+            session,
+            email=email,
+            name=name,
+            role=role,
+            default_region=default_region,
+            team=team,
+            password_hash=password_hash,
+        )
     for item in demo_data.CUSTOMERS:
         customer = Customer(name=item.name, owner_id=owners[item.owner_email])
         customer.contact_points.append(ContactPoint(kind="phone", value=item.phone))

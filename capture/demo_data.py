@@ -26,6 +26,16 @@ class DemoCustomer:
 
 
 ORGANISATION_NUMBER = "+14155550100"
+# Every demo user logs in with this password when the demo is loaded by
+# `touchline demo` or `touchline serve --demo`; never use it elsewhere.
+DEMO_PASSWORD = "demo-password"
+
+# Users who are not reps: (email, name, role, team).
+STAFF = (
+    ("mia@demo.touchline.test", "Mia Manager", "manager", "West"),
+    ("omar@demo.touchline.test", "Omar Ops", "ops", None),
+    ("ada@demo.touchline.test", "Ada Admin", "admin", None),
+)
 
 REPS = (
     DemoRep("ana@demo.touchline.test", "Ana Ruiz", "+14155550111", "West"),

@@ -20,3 +20,11 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """The request contradicts the current state (HTTP 409)."""
+
+
+class Forbidden(DomainError):
+    """The user's role may not do this (HTTP 403).
+
+    Only for actions whose existence is no secret, such as admin pages;
+    records outside a user's scope raise NotFound, so ids do not leak.
+    """

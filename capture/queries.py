@@ -9,6 +9,12 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from capture.access import (
+    Viewer,
+    visible_activities,
+    visible_customers,
+    visible_recordings,
+)
 from capture.errors import InvalidInput, NotFound
 from capture.identity import normalize_phone
 from capture.models import (
@@ -36,6 +42,9 @@ class CallDetail:
     transcript: Transcript | None
     # The transcription job of a stored recording without a transcript.
     transcription_job: Job | None = None
+    # True when the viewer's role may not play recordings or read
+    # transcripts, so `recordings` and `transcript` were not loaded.
+    media_hidden: bool = False
 
 
 def page_size(raw: str | None, default: int = 50) -> int:
@@ -68,6 +77,7 @@ def id_cursor(raw: str | None) -> int | None:
 
 async def search_customers(
     session: AsyncSession,
+    viewer: Viewer,
     *,
     phone: str | None,
     email: str | None,
@@ -76,9 +86,11 @@ async def search_customers(
     after_id: int | None,
     limit: int,
 ) -> list[Customer]:
-    """Customers matching every given filter, by id, `limit` + 1 of them."""
-    query = select(Customer).options(
-        selectinload(Customer.contact_points), selectinload(Customer.owner)
+    """Visible customers matching every given filter, by id, `limit` + 1 of them."""
+    query = (
+        select(Customer)
+        .where(visible_customers(viewer))
+        .options(selectinload(Customer.contact_points), selectinload(Customer.owner))
     )
     if phone:
         number = normalize_phone(phone, default_region)
@@ -121,11 +133,14 @@ def _has_contact_like(pattern: str) -> ColumnElement[bool]:
     )
 
 
-async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
-    customer = await session.get(
-        Customer,
-        customer_id,
-        options=[selectinload(Customer.contact_points), selectinload(Customer.owner)],
+async def get_customer(
+    session: AsyncSession, viewer: Viewer, customer_id: int
+) -> Customer:
+    """Return the customer, or raise NotFound when it is missing or not visible."""
+    customer = await session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id, visible_customers(viewer))
+        .options(selectinload(Customer.contact_points), selectinload(Customer.owner))
     )
     if customer is None:
         raise NotFound(f"customer {customer_id} not found", "id")
@@ -134,15 +149,20 @@ async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
 
 async def customer_stream(
     session: AsyncSession,
+    viewer: Viewer,
     customer_id: int,
     *,
     before: tuple[datetime, int] | None,
     limit: int,
 ) -> list[Activity]:
-    """Return the customer's touches, newest first, `limit` + 1 of them."""
+    """Return a visible customer's touches, newest first, `limit` + 1 of them.
+
+    Every touch of a visible customer shows, whichever rep made it.
+    """
+    visible = select(Customer.id).where(visible_customers(viewer))
     query = (
         select(Activity)
-        .where(Activity.customer_id == customer_id)
+        .where(Activity.customer_id == customer_id, Activity.customer_id.in_(visible))
         .options(
             selectinload(Activity.call),
             selectinload(Activity.message),
@@ -162,17 +182,22 @@ async def customer_stream(
     return list((await session.execute(query)).scalars())
 
 
-async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
+async def call_detail(
+    session: AsyncSession, viewer: Viewer, call_sid: str
+) -> CallDetail:
+    """Return a visible call with its recordings and transcript, or raise NotFound."""
     result = await session.execute(
         select(Call, Activity)
         .join(Activity, Call.activity_id == Activity.id)
-        .where(Call.call_sid == call_sid)
+        .where(Call.call_sid == call_sid, visible_activities(viewer))
         .options(selectinload(Activity.rep), selectinload(Activity.customer))
     )
     row = result.first()
     if row is None:
         raise NotFound(f"call {call_sid!r} not found", "call_sid")
     call, activity = row[0], row[1]
+    if not viewer.can_play_recordings:
+        return CallDetail(call, activity, [], None, media_hidden=True)
     recordings = list((await session.scalars(recordings_of_call_query(call))).all())
     transcript = None
     job = None
@@ -193,9 +218,14 @@ async def call_detail(session: AsyncSession, call_sid: str) -> CallDetail:
     return CallDetail(call, activity, recordings, transcript, job)
 
 
-async def recording_file(session: AsyncSession, recording_sid: str) -> Recording:
+async def recording_file(
+    session: AsyncSession, viewer: Viewer, recording_sid: str
+) -> Recording:
+    """Return a stored recording the viewer may play, or raise NotFound."""
     recording = await session.scalar(
-        select(Recording).where(Recording.recording_sid == recording_sid)
+        select(Recording).where(
+            Recording.recording_sid == recording_sid, visible_recordings(viewer)
+        )
     )
     if recording is None or recording.status != "stored" or not recording.file_path:
         raise NotFound(f"recording {recording_sid!r} not found", "recording_sid")

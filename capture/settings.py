@@ -203,9 +203,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "secret_key",
         "",
-        "Key for signing session cookies; at least 32 characters.",
+        "Key that signs and encrypts session cookies; at least 32 characters. "
+        "Changing it ends every login session.",
         _text,
         required=True,
+    ),
+    Setting(
+        "session_idle_seconds",
+        2 * 60 * 60,
+        "Seconds without a request after which a login session ends.",
+        _positive,
+    ),
+    Setting(
+        "session_max_seconds",
+        12 * 60 * 60,
+        "Seconds after login at which a session ends, however active it is.",
+        _positive,
+    ),
+    Setting(
+        "login_max_failures",
+        5,
+        "Failed logins in a row for one email before it is locked for a while.",
+        _positive,
+    ),
+    Setting(
+        "login_lockout_seconds",
+        60,
+        "First lockout after login_max_failures, in seconds; it doubles with "
+        "each further failure, up to 64 times this value.",
+        _positive,
     ),
     Setting(
         "worker_concurrency",
@@ -236,6 +262,10 @@ class Settings:
     dial_rep_channel: int
     api_rep_channel: int
     secret_key: str
+    session_idle_seconds: int
+    session_max_seconds: int
+    login_max_failures: int
+    login_lockout_seconds: int
     worker_concurrency: int
     source: dict[str, str] = field(default_factory=dict, compare=False)
 

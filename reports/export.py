@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from capture.access import Viewer, visible_activities
 from capture.models import Activity, Call, Customer, Message, Team, User
 from reports.periods import DateRange
 
@@ -51,7 +52,12 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def _rows_query(period: DateRange) -> Any:
+def _scope(viewer: Viewer | None) -> ColumnElement[bool]:
+    """Filter on `Activity`; None, for the command line, exports every touch."""
+    return true() if viewer is None else visible_activities(viewer)
+
+
+def _rows_query(period: DateRange, viewer: Viewer | None) -> Any:
     rep = aliased(User)
     return (
         select(Activity, rep.name, rep.email, Team.name, Customer.name, Call, Message)
@@ -61,6 +67,7 @@ def _rows_query(period: DateRange) -> Any:
         .outerjoin(Call, Call.activity_id == Activity.id)
         .outerjoin(Message, Message.activity_id == Activity.id)
         .where(Activity.occurred_at >= period.start, Activity.occurred_at < period.end)
+        .where(_scope(viewer))
         .order_by(Activity.occurred_at, Activity.id)
         .execution_options(yield_per=ROWS_PER_CHUNK)
     )
@@ -100,9 +107,13 @@ def encode_rows(rows: Iterable[list[Any]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-async def count_activities(session: AsyncSession, period: DateRange) -> int:
+async def count_activities(
+    session: AsyncSession, period: DateRange, viewer: Viewer | None
+) -> int:
     query = select(func.count()).where(
-        Activity.occurred_at >= period.start, Activity.occurred_at < period.end
+        Activity.occurred_at >= period.start,
+        Activity.occurred_at < period.end,
+        _scope(viewer),
     )
     return int(await session.scalar(query) or 0)
 
@@ -110,14 +121,17 @@ async def count_activities(session: AsyncSession, period: DateRange) -> int:
 async def activities_csv(
     session: AsyncSession,
     period: DateRange,
+    viewer: Viewer | None,
     on_rows: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the export in chunks, so memory stays flat however many rows.
 
-    `on_rows` is called with the number of rows in each chunk, for progress.
+    Only touches the viewer may see are exported; a `viewer` of None, for
+    the command line, exports all. `on_rows` is called with the number of
+    rows in each chunk, for progress.
     """
     yield BOM.encode("utf-8") + encode_rows([list(COLUMNS)])
-    result = await session.stream(_rows_query(period))
+    result = await session.stream(_rows_query(period, viewer))
     async for partition in result.partitions(ROWS_PER_CHUNK):
         yield encode_rows(_row(record, period.zone) for record in partition)
         if on_rows is not None:

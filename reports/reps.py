@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capture.access import Viewer, visible_users
 from capture.models import Activity, Call, Customer, Deal, Payment, Team, User
 from reports.periods import DateRange
 
@@ -62,19 +63,22 @@ def format_money(amounts: Money) -> dict[str, str]:
     }
 
 
-async def rep_summaries(session: AsyncSession, period: DateRange) -> list[RepSummary]:
-    reps = await _reps(session)
+async def rep_summaries(
+    session: AsyncSession, period: DateRange, viewer: Viewer
+) -> list[RepSummary]:
+    """Return the summary of each rep the viewer may see, by name."""
+    reps = await _reps(session, viewer)
     await _add_touches(session, period, reps)
     await _add_sales(session, period, reps)
     await _add_customers(session, period, reps)
     return sorted(reps.values(), key=lambda summary: summary.name.lower())
 
 
-async def _reps(session: AsyncSession) -> dict[int, RepSummary]:
+async def _reps(session: AsyncSession, viewer: Viewer) -> dict[int, RepSummary]:
     query = (
         select(User.id, User.name, User.email, Team.name)
         .outerjoin(Team, User.team_id == Team.id)
-        .where(User.role == "rep")
+        .where(User.role == "rep", visible_users(viewer))
         .order_by(User.id)
     )
     return {

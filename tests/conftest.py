@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 from yarl import URL
@@ -26,6 +28,7 @@ from capture import migrate
 from capture.db import Database, transaction
 from capture.demo import load_demo
 from capture.models import Base
+from capture.passwords import hash_password
 from capture.settings import Settings, load_settings
 from web.app import create_app
 
@@ -38,6 +41,10 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 PUBLIC_URL = "https://crm.example.test"
 SECRET_KEY = "s" * 40
+# The password of every demo user in tests.
+PASSWORD = "correct horse battery staple"
+ADMIN_EMAIL = "ada@demo.touchline.test"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def free_port() -> int:
@@ -126,18 +133,66 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     await db.dispose()
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """The hash of PASSWORD, computed once: Argon2 takes about 0.1 s."""
+    return hash_password(PASSWORD)
+
+
 @pytest.fixture
-async def demo(database: Database, settings: Settings) -> None:
+async def demo(database: Database, settings: Settings, password_hash: str) -> None:
     async with transaction(database.writes) as session:
-        await load_demo(session, settings.default_region)
+        await load_demo(session, settings.default_region, password_hash)
+
+
+async def start_client(aiohttp_client: Any, app: web.Application) -> Any:
+    """Serve `app` on loopback with a client that keeps Secure cookies.
+
+    The tests' public_url is https, so session cookies are Secure; the jar
+    treats the loopback server as a secure origin, as a browser would treat
+    the https site behind a proxy.
+    """
+    port = free_port()
+    jar = CookieJar(unsafe=True, treat_as_secure_origin=[f"http://127.0.0.1:{port}"])
+    return await aiohttp_client(app, server_kwargs={"port": port}, cookie_jar=jar)
 
 
 @pytest.fixture
 async def client(
     aiohttp_client: Any, settings: Settings, demo: None
 ) -> TestClient[Any, Any]:
-    app = create_app(settings, run_worker=False)
-    return await aiohttp_client(app)
+    return await start_client(aiohttp_client, create_app(settings, run_worker=False))
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_FIELD.search(html)
+    assert found is not None, "no CSRF token in the page"
+    return found.group(1)
+
+
+async def login(
+    client: TestClient[Any, Any], email: str, password: str = PASSWORD
+) -> str:
+    """Log the client in through the login form; return the session's CSRF token."""
+    form = await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": password,
+            "csrf_token": csrf_of(await form.text()),
+        },
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    page = await client.get("/account/password")
+    return csrf_of(await page.text())
+
+
+@pytest.fixture
+async def as_admin(client: TestClient[Any, Any]) -> str:
+    """Log `client` in as the demo admin; return the CSRF token."""
+    return await login(client, ADMIN_EMAIL)
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:

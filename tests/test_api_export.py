@@ -22,7 +22,8 @@ HARBOR = CUSTOMERS[0]
 @pytest.fixture
 async def token(database: Database, demo: None) -> str:
     async with transaction(database.writes) as session:
-        return await create_token(session, "mia@demo.touchline.test")
+        secret, _ = await create_token(session, "ada@demo.touchline.test")
+        return secret
 
 
 def bearer(token: str) -> dict[str, str]:

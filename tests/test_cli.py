@@ -85,7 +85,7 @@ def test_cli_users_and_tokens(tmp_path: Path, database_url: str) -> None:
         "--role",
         "rep",
         "--password-stdin",
-        stdin="x\n",
+        stdin="another long password\n",
     )
     token = touchline(env, "tokens", "create", "--user", "zoe@example.com")
     unknown = touchline(env, "tokens", "create", "--user", "nobody@example.com")

@@ -13,7 +13,7 @@ ANA = REPS[0]
 HARBOR = CUSTOMERS[0]
 
 
-async def test_pages_customer_search_any_format(client: Any) -> None:
+async def test_pages_customer_search_any_format(client: Any, as_admin: str) -> None:
     response = await client.get("/customers", params={"q": "415.555.0201"})
 
     text = await response.text()
@@ -22,7 +22,7 @@ async def test_pages_customer_search_any_format(client: Any) -> None:
     assert CUSTOMERS[1].name not in text
 
 
-async def test_pages_customer_stream_and_call(client: Any) -> None:
+async def test_pages_customer_stream_and_call(client: Any, as_admin: str) -> None:
     sid = new_sid("CA")
     params = call_status(
         sid, "completed", 3, caller=ANA.phone, called=HARBOR.phone, duration=75
@@ -38,7 +38,7 @@ async def test_pages_customer_stream_and_call(client: Any) -> None:
     assert "No recording." in call
 
 
-async def test_pages_reps_counts(client: Any) -> None:
+async def test_pages_reps_counts(client: Any, as_admin: str) -> None:
     params = call_status(
         new_sid("CA"),
         "completed",
@@ -59,7 +59,7 @@ async def test_pages_reps_counts(client: Any) -> None:
     assert "<td>1</td><td>1</td><td>40</td>" in row
 
 
-async def test_pages_not_found_is_a_page(client: Any) -> None:
+async def test_pages_not_found_is_a_page(client: Any, as_admin: str) -> None:
     response = await client.get("/customers/999")
 
     assert response.status == 404
@@ -67,7 +67,7 @@ async def test_pages_not_found_is_a_page(client: Any) -> None:
     assert "customer 999 not found" in await response.text()
 
 
-async def test_pages_escape_message_bodies(client: Any) -> None:
+async def test_pages_escape_message_bodies(client: Any, as_admin: str) -> None:
     body = "<script>alert(1)</script>"
     params = inbound_sms(new_sid("SM"), HARBOR.phone, ORGANISATION_NUMBER, body)
     await post_signed(client, "/twilio/sms", params)
@@ -78,7 +78,7 @@ async def test_pages_escape_message_bodies(client: Any) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
-async def test_pages_partial_number_search(client: Any) -> None:
+async def test_pages_partial_number_search(client: Any, as_admin: str) -> None:
     response = await client.get("/customers", params={"q": "555-0201"})
 
     text = await response.text()
@@ -86,7 +86,7 @@ async def test_pages_partial_number_search(client: Any) -> None:
     assert CUSTOMERS[1].name not in text
 
 
-async def test_pages_partial_email_search(client: Any) -> None:
+async def test_pages_partial_email_search(client: Any, as_admin: str) -> None:
     response = await client.get("/customers", params={"q": "ops@harbor"})
 
     text = await response.text()

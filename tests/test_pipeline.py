@@ -92,7 +92,7 @@ async def test_pipeline_simulated_calls_reach_report(
     report = await simulate(settings, tmp_path)
     await wait_for_jobs(database)
     async with transaction(database.writes) as session:
-        token = await create_token(session, "mia@demo.touchline.test")
+        token, _ = await create_token(session, "ada@demo.touchline.test")
 
     assert report.errors == []
     assert report.recordings_not_fetched == []

@@ -62,7 +62,7 @@ async def make_due(database: Database) -> None:
 
 
 async def test_recording_absent_marks_no_recording(
-    client: Any, database: Database
+    client: Any, as_admin: str, database: Database
 ) -> None:
     call_sid = await start_call(client)
     recording_sid = new_sid("RE")
@@ -81,7 +81,7 @@ async def test_recording_absent_marks_no_recording(
 
 
 async def test_recording_completed_downloads_once(
-    client: Any, database: Database, tmp_path: Any
+    client: Any, as_admin: str, database: Database, tmp_path: Any
 ) -> None:
     call_sid = await start_call(client)
     recording_sid = new_sid("RE")
@@ -184,7 +184,7 @@ async def test_recording_callback_validates_fields(
 
 
 async def test_recording_before_call_status_joins_later(
-    client: Any, database: Database
+    client: Any, as_admin: str, database: Database
 ) -> None:
     parent = new_sid("CA")
     child = new_sid("CA")

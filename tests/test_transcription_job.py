@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from audio import assemble_turns, synthesize_speech, write_wav
-from conftest import make_settings, post_signed
+from conftest import ADMIN_EMAIL, login, make_settings, post_signed, start_client
 from media_host import MediaHost, media_host
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -37,7 +37,9 @@ async def speech_client(
         dial_rep_channel=rep_channel,
         api_rep_channel=rep_channel,
     )
-    return await aiohttp_client(create_app(settings, run_worker=False))
+    client = await start_client(aiohttp_client, create_app(settings, run_worker=False))
+    await login(client, ADMIN_EMAIL)
+    return client
 
 
 async def store_recording(client: Any, body: bytes) -> str:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from capture import audit
+from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
 from capture.queries import (
     call_detail,
@@ -20,6 +22,8 @@ from capture.queries import (
 from reports.export import activities_csv
 from reports.periods import parse_range
 from reports.reps import rep_summaries
+from web.access import user_of, viewer_of
+from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
 from web.serialize import activity_json, call_detail_json, customer_json
 
@@ -42,6 +46,7 @@ async def customers(request: web.Request) -> web.Response:
     async with request.app[DATABASE].reads() as session:
         found = await search_customers(
             session,
+            viewer_of(request),
             phone=request.query.get("phone"),
             email=request.query.get("email"),
             text=request.query.get("q"),
@@ -61,9 +66,12 @@ async def activities(request: web.Request) -> web.Response:
     customer_id = _int_path(request, "id")
     limit = page_size(request.query.get("limit"))
     before = _stream_cursor(request.query.get("cursor"))
+    viewer = viewer_of(request)
     async with request.app[DATABASE].reads() as session:
-        await get_customer(session, customer_id)
-        found = await customer_stream(session, customer_id, before=before, limit=limit)
+        await get_customer(session, viewer, customer_id)
+        found = await customer_stream(
+            session, viewer, customer_id, before=before, limit=limit
+        )
     page = found[:limit]
     following = None
     if len(found) > limit:
@@ -94,7 +102,9 @@ def _stream_cursor(raw: str | None) -> tuple[datetime, int] | None:
 async def call(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DATABASE].reads() as session:
-        detail = await call_detail(session, request.match_info["call_sid"])
+        detail = await call_detail(
+            session, viewer_of(request), request.match_info["call_sid"]
+        )
     return web.json_response(call_detail_json(detail, settings.zone))
 
 
@@ -105,7 +115,7 @@ async def reps_report(request: web.Request) -> web.Response:
         request.query.get("from"), request.query.get("to"), settings.zone
     )
     async with request.app[DATABASE].reads() as session:
-        summaries = await rep_summaries(session, period)
+        summaries = await rep_summaries(session, period, viewer_of(request))
     return web.json_response(
         {
             "from": period.first.isoformat(),
@@ -124,6 +134,22 @@ async def export_activities(request: web.Request) -> web.StreamResponse:
         request.query.get("from"), request.query.get("to"), settings.zone
     )
     filename = f"activities_{period.first}_{period.last}.csv"
+    viewer = viewer_of(request)
+    async with transaction(request.app[DATABASE].writes) as session:
+        audit.record(
+            session,
+            audit.EXPORT_DOWNLOADED,
+            actor=user_of(request),
+            target_type="export",
+            target_id="activities.csv",
+            detail={
+                "from": period.first.isoformat(),
+                "to": period.last.isoformat(),
+                "format": "csv",
+                "scope": "organisation" if viewer.sees_organisation else viewer.role,
+            },
+            remote=remote_of(request),
+        )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
@@ -133,7 +159,7 @@ async def export_activities(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     try:
         async with request.app[DATABASE].reads() as session:
-            async for chunk in activities_csv(session, period):
+            async for chunk in activities_csv(session, period, viewer):
                 await response.write(chunk)
     except Exception:
         # The status line is sent, so no error response can follow. Closing

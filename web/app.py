@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp_session import session_middleware
 from sqlalchemy import text
 
 from capture.db import Database
@@ -20,8 +21,10 @@ from capture.writer import BatchWriter
 from telephony.recording_jobs import RecordingDownloader
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
-from web import api, pages
-from web.auth import token_middleware
+from web import account, admin, api, pages
+from web.access import template_context
+from web.auth import auth_middleware, session_storage
+from web.csrf import csrf_middleware
 from web.errors import error_middleware
 from web.inputs import input_middleware
 from web.keys import DATABASE, SETTINGS, WORKER, WRITER
@@ -53,8 +56,16 @@ def build_worker(settings: Settings, database: Database, writer: BatchWriter) ->
 
 
 def create_app(settings: Settings, *, run_worker: bool = True) -> web.Application:
+    # Order matters: errors are rendered outermost, the session is loaded
+    # and saved around the CSRF check, and the user is known before a handler.
     app = web.Application(
-        middlewares=[error_middleware, input_middleware, token_middleware],
+        middlewares=[
+            error_middleware,
+            input_middleware,
+            session_middleware(session_storage(settings)),
+            csrf_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     database = Database(settings.database_url)
@@ -68,6 +79,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
         app,
         loader=jinja2.PackageLoader("web", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[template_context],
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
@@ -76,6 +88,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(TwilioWebhooks(settings, writer, worker.notify).routes())
     app.router.add_routes(api.routes)
+    app.router.add_routes(account.routes)
+    app.router.add_routes(admin.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC)
     return app

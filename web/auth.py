@@ -1,38 +1,109 @@
-"""API bearer tokens.
+"""Authentication: login sessions in encrypted cookies, and API bearer tokens.
 
-NOTE: pages and recordings are not yet behind a login. Until sessions and
-roles exist, run the service only where every user may see all data.
+Pages and recordings need a login session; `/api/` needs a bearer token.
+Twilio and email webhooks (signed), `/healthz`, `/login` and static files
+are public. A session ends after `session_idle_seconds` without a request,
+`session_max_seconds` after login, at logout, and when the user's
+`session_version` changes (password change, deactivation).
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import time
+from typing import NoReturn
+from urllib.parse import quote
 
+from aiohttp import web
+from aiohttp_session import Session, get_session, new_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+
+from capture.access import Viewer
 from capture.accounts import user_for_token
 from capture.models import User
+from capture.settings import Settings
+from web.csrf import csrf_token
 from web.errors import Handler, render_error
-from web.keys import DATABASE
+from web.keys import DATABASE, SETTINGS
 
 USER = web.RequestKey("user", User)
+VIEWER = web.RequestKey("viewer", Viewer)
+
+COOKIE_NAME = "touchline_session"
+PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PREFIXES = ("/twilio/", "/email/", "/static/")
+
+# Keys of the session cookie's data.
+USER_ID = "user_id"
+VERSION = "session_version"
+LOGIN_AT = "login_at"
+SEEN_AT = "seen_at"
+
+
+def session_key(secret_key: str) -> bytes:
+    """Derive the raw 32-byte Fernet key of the cookies from `secret_key` (HKDF)."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"touchline session cookie",
+    ).derive(secret_key.encode())
+
+
+def session_storage(settings: Settings) -> EncryptedCookieStorage:
+    """Cookies encrypted and signed with Fernet, HttpOnly and SameSite=Lax.
+
+    They are Secure when `public_url` is https, so a browser sends them
+    only over https.
+    """
+    return EncryptedCookieStorage(
+        session_key(settings.secret_key),
+        cookie_name=COOKIE_NAME,
+        max_age=settings.session_max_seconds,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.public_url.startswith("https://"),
+    )
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def remote_of(request: web.Request) -> str:
+    return request.remote or ""
 
 
 @web.middleware
-async def token_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    if not request.path.startswith("/api/"):
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/"):
+        return await _bearer(request, handler)
+    if is_public(request.path):
         return await handler(request)
+    user = await _session_user(request)
+    if user is None:
+        return _to_login(request)
+    request[USER] = user
+    request[VIEWER] = Viewer.of(user)
+    return await handler(request)
+
+
+async def _bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         return _unauthorised(request, "missing bearer token")
-    if not token.strip().isascii():
+    if not token.isascii():
         return _unauthorised(request, "invalid or revoked token")
     async with request.app[DATABASE].reads() as session:
-        user = await user_for_token(session, token.strip())
+        user = await user_for_token(session, token)
     if user is None:
         return _unauthorised(request, "invalid or revoked token")
     request[USER] = user
+    request[VIEWER] = Viewer.of(user)
     return await handler(request)
 
 
@@ -40,3 +111,56 @@ def _unauthorised(request: web.Request, message: str) -> web.Response:
     response = render_error(request, 401, message, "Authorization")
     response.headers["WWW-Authenticate"] = 'Bearer realm="touchline"'
     return response
+
+
+def _to_login(request: web.Request) -> NoReturn:
+    target = "/login"
+    if request.method in ("GET", "HEAD") and request.path != "/":
+        target += "?next=" + quote(request.path_qs, safe="")
+    raise web.HTTPSeeOther(target)
+
+
+async def _session_user(request: web.Request) -> User | None:
+    """Return the session's user, or None after ending an expired session."""
+    session = await get_session(request)
+    user_id = session.get(USER_ID)
+    if not isinstance(user_id, int):
+        return None
+    settings = request.app[SETTINGS]
+    now = time.time()
+    login_at = float(session.get(LOGIN_AT, 0))
+    seen_at = float(session.get(SEEN_AT, 0))
+    if now - login_at > settings.session_max_seconds:
+        session.invalidate()
+        return None
+    if now - seen_at > settings.session_idle_seconds:
+        session.invalidate()
+        return None
+    async with request.app[DATABASE].reads() as db:
+        user = await db.scalar(select(User).where(User.id == user_id))
+    if user is None or not user.active or user.session_version != session.get(VERSION):
+        session.invalidate()
+        return None
+    session[SEEN_AT] = now
+    return user
+
+
+async def start_session(request: web.Request, user: User) -> Session:
+    """Replace the visitor's session with a fresh one for `user`.
+
+    A new session on login means a session id planted before login (session
+    fixation) is worth nothing; a new CSRF token is issued with it.
+    """
+    session = await new_session(request)
+    now = time.time()
+    session[USER_ID] = user.id
+    session[VERSION] = user.session_version
+    session[LOGIN_AT] = now
+    session[SEEN_AT] = now
+    csrf_token(session)
+    return session
+
+
+async def end_session(request: web.Request) -> None:
+    session = await get_session(request)
+    session.invalidate()

@@ -17,11 +17,19 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import migrate
-from capture.accounts import add_user, create_token
+from capture import audit, migrate
+from capture.accounts import (
+    add_user,
+    create_token,
+    list_tokens,
+    revoke_token_id,
+    token_by_secret,
+)
 from capture.db import Database, transaction
 from capture.demo import load_demo
-from capture.errors import DomainError
+from capture.demo_data import DEMO_PASSWORD
+from capture.errors import DomainError, InvalidInput, NotFound
+from capture.passwords import hash_password
 from capture.settings import Settings, SettingsError, load_settings
 from capture.writer import BatchWriter
 from reports.export import activities_csv, count_activities
@@ -104,7 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = tokens.add_parser("create", help="print a new API token for a user")
     create.add_argument("--user", required=True, help="the user's email")
+    create.add_argument("--label", default="", help="what the token is for")
     create.set_defaults(run=run_tokens_create)
+    listing = tokens.add_parser("list", help="list a user's tokens, without secrets")
+    listing.add_argument("--user", required=True, help="the user's email")
+    listing.set_defaults(run=run_tokens_list)
+    revoke = tokens.add_parser("revoke", help="revoke a token by id or by secret")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, help="token id, as `tokens list` shows it")
+    which.add_argument(
+        "--token-stdin", action="store_true", help="read the token secret from stdin"
+    )
+    revoke.set_defaults(run=run_tokens_revoke)
 
     commands.add_parser("demo", help="load the demo company").set_defaults(run=run_demo)
 
@@ -175,9 +194,7 @@ def _demo_context(
     """Load the demo company, then simulate calls against this server."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        loaded = await _with_database(
-            settings, lambda s: load_demo(s, settings.default_region)
-        )
+        loaded = await _with_database(settings, _load_demo(settings))
         if not loaded:
             log.info("demo company already loaded; no calls simulated this time")
             yield
@@ -249,22 +266,34 @@ async def _with_database(
         await database.dispose()
 
 
+def _read_password(from_stdin: bool) -> str | None:
+    """Read a new password from stdin or a prompt; None when none was given.
+
+    An empty password leaves the user without one: they cannot log in until
+    an admin sets a password, but their API tokens work.
+    """
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    try:
+        password = getpass.getpass("Password (empty for none): ")
+        if password and getpass.getpass("Password again: ") != password:
+            raise InvalidInput("the two passwords differ", "password")
+    except EOFError:
+        return None
+    return password
+
+
 def run_users_add(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     migrate.upgrade(settings.database_url)
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        try:
-            password = getpass.getpass("Password (empty for none): ")
-        except EOFError:
-            print("touchline: no password given; use --password-stdin", file=sys.stderr)
-            return 2
-    # NOTE: passwords are read but not stored until login exists.
-    del password
+    password = _read_password(args.password_stdin)
+    if password is None:
+        print("touchline: no password given; use --password-stdin", file=sys.stderr)
+        return 2
+    password_hash = hash_password(password) if password else None
 
     async def action(session: Any) -> Any:
-        return await add_user(
+        user = await add_user(
             session,
             email=args.email,
             name=args.name,
@@ -273,28 +302,108 @@ def run_users_add(args: argparse.Namespace) -> int:
             phone=args.phone,
             team=args.team,
             client_identity=args.client_identity,
+            password_hash=password_hash,
         )
+        detail = {"email": user.email, "role": user.role, "team": args.team}
+        audit.record(
+            session,
+            audit.USER_CREATED,
+            actor=None,
+            target_type="user",
+            target_id=user.id,
+            detail={**detail, "via": "command line"},
+        )
+        return user
 
     user = asyncio.run(_with_database(settings, action))
     print(f"user {user.email} created with id {user.id}")
+    if password_hash is None:
+        print("no password set: the user cannot log in yet", file=sys.stderr)
     return 0
 
 
 def run_tokens_create(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    token = asyncio.run(_with_database(settings, lambda s: create_token(s, args.user)))
-    print(token)
+    migrate.upgrade(settings.database_url)
+
+    async def action(session: Any) -> str:
+        secret, token = await create_token(session, args.user, args.label)
+        audit.record(
+            session,
+            audit.TOKEN_CREATED,
+            actor=None,
+            target_type="token",
+            target_id=token.id,
+            detail={"user_id": token.user_id, "via": "command line"},
+        )
+        return secret
+
+    print(asyncio.run(_with_database(settings, action)))
+    return 0
+
+
+def run_tokens_list(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    tokens = asyncio.run(_with_database(settings, lambda s: list_tokens(s, args.user)))
+    zone = settings.zone
+    print("id\tprefix\tcreated\trevoked\tlabel")
+    for token in tokens:
+        created = token.created_at.astimezone(zone).isoformat(timespec="seconds")
+        revoked = (
+            token.revoked_at.astimezone(zone).isoformat(timespec="seconds")
+            if token.revoked_at
+            else "-"
+        )
+        shown = f"{token.prefix}..." if token.prefix else "-"
+        print(f"{token.id}\t{shown}\t{created}\t{revoked}\t{token.label}")
+    return 0
+
+
+def run_tokens_revoke(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+    secret = sys.stdin.readline().strip() if args.token_stdin else None
+
+    async def action(session: Any) -> int:
+        if secret is not None:
+            found = await token_by_secret(session, secret)
+            if found is None:
+                raise NotFound("no token matches the secret given", "token")
+            token_id = found.id
+        else:
+            token_id = args.id
+        token = await revoke_token_id(session, token_id)
+        audit.record(
+            session,
+            audit.TOKEN_REVOKED,
+            actor=None,
+            target_type="token",
+            target_id=token.id,
+            detail={"user_id": token.user_id, "via": "command line"},
+        )
+        return token.id
+
+    token_id = asyncio.run(_with_database(settings, action))
+    print(f"token {token_id} revoked")
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     migrate.upgrade(settings.database_url)
-    loaded = asyncio.run(
-        _with_database(settings, lambda s: load_demo(s, settings.default_region))
-    )
+    loaded = asyncio.run(_with_database(settings, _load_demo(settings)))
     print("demo company loaded" if loaded else "demo company was already loaded")
     return 0
+
+
+def _load_demo(settings: Settings) -> Callable[[Any], Awaitable[bool]]:
+    """Load the demo company with every user's password set to DEMO_PASSWORD."""
+    password_hash = hash_password(DEMO_PASSWORD)
+
+    async def action(session: Any) -> bool:
+        return await load_demo(session, settings.default_region, password_hash)
+
+    return action
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -323,9 +432,12 @@ async def _export_activities(
     output = path.open("wb") if path else sys.stdout.buffer
     try:
         async with database.reads() as session:
-            total = await count_activities(session, period)
+            # The command line runs with database access, so it exports every
+            # touch, with no viewer to limit it.
+            total = await count_activities(session, period, None)
             with tqdm(total=total, unit="rows", file=sys.stderr) as progress:
-                async for chunk in activities_csv(session, period, progress.update):
+                chunks = activities_csv(session, period, None, progress.update)
+                async for chunk in chunks:
                     output.write(chunk)
                 return int(progress.n)
     finally:

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from capture.errors import Conflict, DomainError, InvalidInput, NotFound
+from capture.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409}
+STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 MACHINE_PREFIXES = ("/api/", "/twilio/", "/email/", "/healthz")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from capture.errors import InvalidInput, NotFound
 from web.errors import Handler
@@ -28,3 +30,25 @@ async def input_middleware(
         if CONTROL.search(value):
             raise NotFound(f"{name} not found", name)
     return await handler(request)
+
+
+def form_text(
+    form: MultiDictProxy[str | bytes | bytearray | FileField],
+    name: str,
+    max_length: int | None,
+) -> str:
+    """Return a form field as text ("" when absent), checked for length.
+
+    A `max_length` of None marks a password: any characters are kept, and
+    the password rules check the length.
+    """
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text, not a file", name)
+    if max_length is None:
+        return value
+    if CONTROL.search(value):
+        raise InvalidInput(f"{name} contains control characters", name)
+    if len(value) > max_length:
+        raise InvalidInput(f"{name} is longer than {max_length} characters", name)
+    return value

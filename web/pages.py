@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from capture import audit
+from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
 from capture.queries import (
     call_detail,
@@ -21,6 +23,8 @@ from capture.queries import (
 from capture.queries import search_customers as find_customers
 from reports.periods import parse_range
 from reports.reps import format_money, rep_summaries
+from web.access import user_of, viewer_of
+from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
 
 routes = web.RouteTableDef()
@@ -47,6 +51,7 @@ async def customers(request: web.Request) -> dict[str, Any]:
         text = query
     search = functools.partial(
         find_customers,
+        viewer=viewer_of(request),
         default_region=settings.default_region,
         after_id=None,
         limit=PAGE,
@@ -85,9 +90,12 @@ def _id(request: web.Request, name: str) -> int:
 @aiohttp_jinja2.template("customer.html")
 async def customer(request: web.Request) -> dict[str, Any]:
     customer_id = _id(request, "id")
+    viewer = viewer_of(request)
     async with request.app[DATABASE].reads() as session:
-        found = await get_customer(session, customer_id)
-        stream = await customer_stream(session, customer_id, before=None, limit=PAGE)
+        found = await get_customer(session, viewer, customer_id)
+        stream = await customer_stream(
+            session, viewer, customer_id, before=None, limit=PAGE
+        )
     zone = request.app[SETTINGS].zone
     return {"customer": found, "stream": stream[:PAGE], "zone": zone}
 
@@ -96,7 +104,9 @@ async def customer(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("call.html")
 async def call(request: web.Request) -> dict[str, Any]:
     async with request.app[DATABASE].reads() as session:
-        detail = await call_detail(session, request.match_info["call_sid"])
+        detail = await call_detail(
+            session, viewer_of(request), request.match_info["call_sid"]
+        )
     return {"detail": detail, "zone": request.app[SETTINGS].zone}
 
 
@@ -104,12 +114,35 @@ async def call(request: web.Request) -> dict[str, Any]:
 async def recording(request: web.Request) -> web.FileResponse:
     settings = request.app[SETTINGS]
     async with request.app[DATABASE].reads() as session:
-        found = await recording_file(session, request.match_info["recording_sid"])
+        found = await recording_file(
+            session, viewer_of(request), request.match_info["recording_sid"]
+        )
     path = (settings.data_dir / str(found.file_path)).resolve()
     if not path.is_relative_to(settings.recordings_dir.resolve()) or not path.is_file():
         raise NotFound("recording file not found", "recording_sid")
+    if _starts_playback(request):
+        async with transaction(request.app[DATABASE].writes) as session:
+            audit.record(
+                session,
+                audit.RECORDING_PLAYED,
+                actor=user_of(request),
+                target_type="recording",
+                target_id=found.recording_sid,
+                detail={"call_sid": found.call_sid},
+                remote=remote_of(request),
+            )
     # FileResponse serves Range requests, which the audio player needs to seek.
     return web.FileResponse(Path(path), headers={"Content-Type": "audio/wav"})
+
+
+def _starts_playback(request: web.Request) -> bool:
+    """True unless the request is a Range request past the first byte.
+
+    A player seeking through a recording sends many Range requests; one
+    audit entry per playback is enough.
+    """
+    ranged = request.headers.get("Range", "")
+    return not ranged or ranged.replace(" ", "").startswith("bytes=0-")
 
 
 @routes.get("/reports/reps")
@@ -121,5 +154,5 @@ async def reps(request: web.Request) -> dict[str, Any]:
     last = request.query.get("to") or today.isoformat()
     period = parse_range(first, last, settings.zone)
     async with request.app[DATABASE].reads() as session:
-        summaries = await rep_summaries(session, period)
+        summaries = await rep_summaries(session, period, viewer_of(request))
     return {"period": period, "summaries": summaries, "money": format_money}

@@ -107,6 +107,8 @@ def call_detail_json(detail: CallDetail, zone: ZoneInfo) -> dict[str, Any]:
     data["direction"] = activity.direction
     data["customer_id"] = activity.customer_id
     data["rep"] = activity.rep.email if activity.rep else None
+    # True when the viewer's role may not play recordings or read transcripts.
+    data["media_hidden"] = detail.media_hidden
     data["recordings"] = [recording_json(r) for r in detail.recordings]
     transcript = detail.transcript
     data["transcript"] = transcript_json(transcript) if transcript else None

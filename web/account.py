@@ -1,0 +1,168 @@
+"""Login, logout and password change pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from capture import audit
+from capture.accounts import get_user, set_password
+from capture.db import transaction
+from capture.errors import InvalidInput
+from capture.logins import LoginPolicy, authenticate, verify_current_password
+from capture.passwords import MIN_LENGTH, check_new_password, hash_password_async
+from web.access import user_of
+from web.auth import VERSION, end_session, remote_of, start_session
+from web.inputs import form_text
+from web.keys import DATABASE, SETTINGS
+
+routes = web.RouteTableDef()
+HOME = "/customers"
+WRONG_LOGIN = "email or password is wrong"
+
+
+def login_policy(request: web.Request) -> LoginPolicy:
+    settings = request.app[SETTINGS]
+    return LoginPolicy(settings.login_max_failures, settings.login_lockout_seconds)
+
+
+def safe_next(raw: str | None) -> str:
+    """Return `raw` if it is a path on this site, else the home page.
+
+    `//host` and `/\\host` are read by browsers as other hosts, so they are
+    rejected to keep the login form from redirecting off site.
+    """
+    if (
+        not raw
+        or not raw.startswith("/")
+        or raw.startswith(("//", "/\\"))
+        or not raw.isprintable()
+    ):
+        return HOME
+    return raw
+
+
+def _render(
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, context)
+    response.set_status(status)
+    return response
+
+
+@routes.get("/login")
+async def login_form(request: web.Request) -> web.Response:
+    next_path = safe_next(request.query.get("next"))
+    return _render(request, "login.html", {"next": next_path, "email": ""})
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    email = form_text(form, "email", 320).strip()
+    password = form_text(form, "password", None)
+    next_path = safe_next(form_text(form, "next", 2000))
+    context: dict[str, Any] = {"next": next_path, "email": email}
+    if not email or not password:
+        field = "email" if not email else "password"
+        context.update(error=f"{field} is missing", field=field)
+        return _render(request, "login.html", context, 400)
+    result = await authenticate(
+        request.app[DATABASE].writes,
+        email,
+        password,
+        login_policy(request),
+        remote=remote_of(request),
+    )
+    if result.user is None:
+        message = WRONG_LOGIN
+        status = 401
+        if result.retry_after:
+            message += (
+                f"; after too many failures this email is locked for "
+                f"{result.retry_after} s"
+            )
+            status = 429
+        context.update(error=message, field="password")
+        response = _render(request, "login.html", context, status)
+        if result.retry_after:
+            response.headers["Retry-After"] = str(result.retry_after)
+        return response
+    await start_session(request, result.user)
+    raise web.HTTPSeeOther(next_path)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    user = user_of(request)
+    async with transaction(request.app[DATABASE].writes) as session:
+        audit.record(
+            session,
+            audit.LOGOUT,
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            remote=remote_of(request),
+        )
+    await end_session(request)
+    raise web.HTTPSeeOther("/login")
+
+
+@routes.get("/account/password")
+async def password_form(request: web.Request) -> web.Response:
+    return _render(request, "password.html", {"min_length": MIN_LENGTH})
+
+
+@routes.post("/account/password")
+async def change_password(request: web.Request) -> web.Response:
+    user = user_of(request)
+    form = await request.post()
+    current = form_text(form, "current_password", None)
+    new = form_text(form, "new_password", None)
+    confirm = form_text(form, "confirm_password", None)
+    context: dict[str, Any] = {"min_length": MIN_LENGTH}
+    try:
+        check_new_password(new, "new_password")
+        if confirm != new:
+            raise InvalidInput(
+                "confirm_password does not match new_password", "confirm_password"
+            )
+    except InvalidInput as error:
+        context.update(error=error.message, field=error.field)
+        return _render(request, "password.html", context, 400)
+    checked = await verify_current_password(
+        request.app[DATABASE].writes,
+        user,
+        current,
+        login_policy(request),
+        remote=remote_of(request),
+    )
+    if checked.user is None:
+        message = "current_password is wrong"
+        if checked.retry_after:
+            message += f"; try again in {checked.retry_after} s"
+        context.update(error=message, field="current_password")
+        return _render(request, "password.html", context, 400)
+    password_hash = await hash_password_async(new)
+    async with transaction(request.app[DATABASE].writes) as session:
+        stored = await get_user(session, user.id)
+        await set_password(session, stored, password_hash)
+        audit.record(
+            session,
+            audit.PASSWORD_CHANGED,
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            remote=remote_of(request),
+        )
+        version = stored.session_version
+    # The change ends every other session of the user; this one goes on.
+    (await get_session(request))[VERSION] = version
+    context["changed"] = True
+    return _render(request, "password.html", context)
