@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import AUTH_TOKEN, SECRET_KEY
+from conftest import AUTH_TOKEN, SECRET_KEY, login
 from test_api_export import EXPECTED_CSV, seed_export
 
 TOUCHLINE = str(Path(sys.executable).with_name("touchline"))
@@ -134,3 +134,77 @@ def test_cli_export_bad_date_named(tmp_path: Path, database_url: str) -> None:
     assert result.returncode == 1
     assert "from" in result.stderr
     assert "yesterday" in result.stderr
+
+
+async def test_cli_tokens_list_and_revoke(
+    client: Any, database: Any, tmp_path: Path, database_url: str
+) -> None:
+    env = environment(tmp_path, database_url)
+    email = "mia@demo.touchline.test"
+    secret = touchline(
+        env, "tokens", "create", "--user", email, "--label", "nightly export"
+    ).stdout.strip()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    before = await client.get("/api/v1/customers", headers=bearer)
+
+    listed = touchline(env, "tokens", "list", "--user", email)
+    token_id = listed.stdout.splitlines()[1].split("\t")[0]
+    revoked = touchline(env, "tokens", "revoke", "--id", token_id)
+    relisted = touchline(env, "tokens", "list", "--user", email)
+    after = await client.get("/api/v1/customers", headers=bearer)
+    unknown = touchline(env, "tokens", "revoke", "--id", "999")
+
+    assert before.status == 200
+    assert listed.returncode == 0, listed.stderr
+    assert secret not in listed.stdout
+    assert secret[:8] + "..." in listed.stdout
+    assert "nightly export" in listed.stdout
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"token {token_id} revoked" in revoked.stdout
+    assert "\t-\t" not in relisted.stdout.splitlines()[1]
+    assert after.status == 401
+    assert unknown.returncode == 1
+    assert "999" in unknown.stderr
+
+
+async def test_cli_revoke_by_secret(
+    client: Any, database: Any, tmp_path: Path, database_url: str
+) -> None:
+    env = environment(tmp_path, database_url)
+    secret = touchline(
+        env, "tokens", "create", "--user", "ana@demo.touchline.test"
+    ).stdout.strip()
+
+    revoked = touchline(env, "tokens", "revoke", "--token-stdin", stdin=secret + "\n")
+    response = await client.get(
+        "/api/v1/customers", headers={"Authorization": f"Bearer {secret}"}
+    )
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert secret not in revoked.stdout + revoked.stderr
+    assert response.status == 401
+
+
+async def test_cli_user_password_logs_in(
+    client: Any, tmp_path: Path, database_url: str
+) -> None:
+    env = environment(tmp_path, database_url)
+    short = touchline(
+        env,
+        *("users", "add", "--email", "kim@example.com", "--name", "Kim"),
+        *("--role", "ops", "--password-stdin"),
+        stdin="short\n",
+    )
+    added = touchline(
+        env,
+        *("users", "add", "--email", "kim@example.com", "--name", "Kim"),
+        *("--role", "ops", "--password-stdin"),
+        stdin="kim's long password\n",
+    )
+
+    token = await login(client, "kim@example.com", "kim's long password")
+
+    assert short.returncode == 1
+    assert "password is shorter than 10 characters" in short.stderr
+    assert added.returncode == 0, added.stderr
+    assert token
