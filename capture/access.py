@@ -1,4 +1,4 @@
-"""Who may see what: the access policy as SQL filters, with no web code.
+"""The access policy as SQL filters, with no web code: who may see what.
 
 Roles:
 

@@ -1,8 +1,8 @@
 """Users, teams, company numbers and API tokens.
 
-API tokens are random, so one SHA-256 of the secret is enough to store
-them; only the hash and the first characters (to tell tokens apart in a
-listing) are kept.
+API tokens are 32 random bytes, so a plain SHA-256 of the secret is safe to
+store, unlike a password. Only that hash and the first characters of the
+secret, which tell tokens apart in a listing, are kept.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Logins with a lockout that grows after repeated failures.
 
-Failures are counted per email address, whether or not a user has it, and
-the answer for an unknown address is the same as for a wrong password, so
+Failures are counted per email address, whether or not a user has it. The
+response for an unknown address is the same as for a wrong password, so
 the login form does not reveal which addresses exist.
 """
 
@@ -81,6 +81,7 @@ async def authenticate(
             _audit_failure(session, user, "locked", remote)
         log.warning("login rejected: email locked for %s s", retry_after)
         return LoginResult(None, retry_after)
+
     usable = user is not None and user.active
     matched = await verify_password_async(
         user.password_hash if usable and user else None, password
@@ -90,12 +91,11 @@ async def authenticate(
         retry_after = await _count_failure(sessions, key, policy, user, reason, remote)
         log.warning("login failed (user id %s)", user.id if usable and user else None)
         return LoginResult(None, retry_after)
+
     assert user is not None
-    rehashed = (
-        await hash_password_async(password)
-        if user.password_hash and needs_rehash(user.password_hash)
-        else None
-    )
+    rehashed = None
+    if user.password_hash and needs_rehash(user.password_hash):
+        rehashed = await hash_password_async(password)
     async with transaction(sessions) as session:
         await session.execute(
             delete(LoginThrottle).where(LoginThrottle.email_hash == key)

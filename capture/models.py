@@ -136,7 +136,8 @@ class AuditEvent(Base):
     """Who did what: logins, recordings played, exports, account changes.
 
     `actor_email` keeps the actor readable after the user is renamed;
-    `detail` is a JSON object and never holds a password or token secret.
+    `detail` is a JSON object, and callers never put a password or token
+    secret in it.
     """
 
     __tablename__ = "audit_events"

@@ -1,8 +1,8 @@
 """Password hashing with Argon2id, off the event loop.
 
-argon2-cffi's default parameters (RFC 9106 low-memory profile: 64 MiB,
-3 passes) take about 0.1 s per hash, so hashing and checking run in a
-thread.
+argon2-cffi's default parameters (the RFC 9106 low-memory profile: 64 MiB,
+3 passes, 4 lanes) make each hash take tens of milliseconds of CPU or more,
+so hashing and checking run in a thread.
 """
 
 from __future__ import annotations

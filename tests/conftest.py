@@ -148,9 +148,9 @@ async def demo(database: Database, settings: Settings, password_hash: str) -> No
 async def start_client(aiohttp_client: Any, app: web.Application) -> Any:
     """Serve `app` on loopback with a client that keeps Secure cookies.
 
-    The tests' public_url is https, so session cookies are Secure; the jar
-    treats the loopback server as a secure origin, as a browser would treat
-    the https site behind a proxy.
+    The tests' public_url is https, so session cookies are Secure. The jar
+    treats the loopback server as a secure origin, as a browser treats the
+    https site in front of a proxy.
     """
     port = free_port()
     jar = CookieJar(unsafe=True, treat_as_secure_origin=[f"http://127.0.0.1:{port}"])

@@ -136,6 +136,7 @@ async def change_password(request: web.Request) -> web.Response:
     except InvalidInput as error:
         context.update(error=error.message, field=error.field)
         return _render(request, "password.html", context, 400)
+
     checked = await verify_current_password(
         request.app[DATABASE].writes,
         user,
@@ -149,6 +150,7 @@ async def change_password(request: web.Request) -> web.Response:
             message += f"; try again in {checked.retry_after} s"
         context.update(error=message, field="current_password")
         return _render(request, "password.html", context, 400)
+
     password_hash = await hash_password_async(new)
     async with transaction(request.app[DATABASE].writes) as session:
         stored = await get_user(session, user.id)

@@ -118,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--user", required=True, help="the user's email")
     listing.set_defaults(run=run_tokens_list)
     revoke = tokens.add_parser("revoke", help="revoke a token by id or by secret")
-    which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", type=int, help="token id, as `tokens list` shows it")
-    which.add_argument(
+    revoke_target = revoke.add_mutually_exclusive_group(required=True)
+    revoke_target.add_argument(
+        "--id", type=int, help="token id, as `tokens list` shows it"
+    )
+    revoke_target.add_argument(
         "--token-stdin", action="store_true", help="read the token secret from stdin"
     )
     revoke.set_defaults(run=run_tokens_revoke)
@@ -354,8 +356,8 @@ def run_tokens_list(args: argparse.Namespace) -> int:
             if token.revoked_at
             else "-"
         )
-        shown = f"{token.prefix}..." if token.prefix else "-"
-        print(f"{token.id}\t{shown}\t{created}\t{revoked}\t{token.label}")
+        prefix = f"{token.prefix}..." if token.prefix else "-"
+        print(f"{token.id}\t{prefix}\t{created}\t{revoked}\t{token.label}")
     return 0
 
 
