@@ -1,0 +1,69 @@
+"""Migration 0002 on a database that already has users, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic import command
+from conftest import PG_ADMIN_DSN, _pg_dsn
+from sqlalchemy import create_engine, text
+
+from capture import migrate
+from capture.db import sync_url
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"touchline_migrate_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield _pg_dsn(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+TABLES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
+    "postgresql": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+}
+
+
+def test_migration_0002_fills_existing_users(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0001")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (email, name, role, active, created_at) "
+                "VALUES ('old@example.com', 'Old', 'rep', true, '2026-01-01')"
+            )
+        )
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT locale, session_version FROM users")
+        ).one()
+        listed = connection.execute(text(TABLES[engine.dialect.name]))
+        tables = {name for (name,) in listed}
+    command.downgrade(migrate.alembic_config(empty_database), "0001")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert row.locale == "en"
+    assert row.session_version == 0
+    assert {"audit_events", "login_throttles"} <= tables
