@@ -356,3 +356,15 @@ async def test_password_change_ends_other_sessions(client: Any) -> None:
     response = await client.get("/customers", allow_redirects=False)
 
     assert response.status == 303
+
+
+async def test_pages_security_headers(client: Any) -> None:
+    await login(client, ANA_EMAIL)
+
+    page = await client.get("/customers")
+    public = await client.get("/healthz")
+
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "Cache-Control" not in public.headers

@@ -23,7 +23,7 @@ from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
 from web import account, admin, api, pages
 from web.access import template_context
-from web.auth import auth_middleware, session_storage
+from web.auth import auth_middleware, security_headers, session_storage
 from web.csrf import csrf_middleware
 from web.errors import error_middleware
 from web.inputs import input_middleware
@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[template_context],
     )
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
     if run_worker:

@@ -164,3 +164,16 @@ async def start_session(request: web.Request, user: User) -> Session:
 async def end_session(request: web.Request) -> None:
     session = await get_session(request)
     session.invalidate()
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Keep pages out of frames and shared caches, and stop MIME sniffing.
+
+    Pages behind login carry customer data, so a browser or proxy must not
+    store them for the next person at the same computer.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not is_public(request.path):
+        response.headers.setdefault("Cache-Control", "no-store")
