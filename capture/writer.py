@@ -10,9 +10,11 @@ A change is an item and the bulk function that applies it. Items of the
 same bulk function in one batch are applied by one call, so that a batch of
 call status events costs a few statements rather than a few per event.
 
-Batches run on a dedicated thread with a synchronous session. The event
-loop keeps serving requests meanwhile, and a statement costs one call into
-the driver instead of several hops between the loop and a driver thread.
+Batches run on a thread of their own with a synchronous session. The
+thread takes changes straight from a thread-safe queue and starts the next
+batch as soon as one commits, without waiting for the event loop, which
+keeps serving requests meanwhile. The results of a batch go back to the
+loop in one callback.
 
 If a batch raises, it is rolled back and each of its changes runs again in a
 transaction of its own, so one bad request cannot fail the others.
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -58,6 +61,10 @@ class _Outcome:
     error: BaseException | None = None
 
 
+# Put on the queue by stop(): the thread commits what came before it and ends.
+_STOP = None
+
+
 def _run_each(session: Session, changes: list[Change]) -> list[Any]:
     return [change(session) for change in changes]
 
@@ -68,43 +75,38 @@ class BatchWriter:
         sessions: Callable[[], sessionmaker[Session]],
         *,
         max_batch: int = MAX_BATCH,
-        after_commit: Callable[[], None] | None = None,
     ) -> None:
         # A factory, so that the engine is created when the writer starts.
         self.session_factory = sessions
         self.sessions: sessionmaker[Session] | None = None
         self.max_batch = max_batch
-        self.after_commit = after_commit
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-        self.in_flight: asyncio.Future[None] | None = None
-        self.executor: ThreadPoolExecutor | None = None
+        self.queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.accepting = False
         # Counters for diagnostics: batches committed, changes taken from the queue.
         self.batches = 0
         self.items = 0
 
     async def start(self) -> None:
         self.sessions = self.session_factory()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
-        self.task = asyncio.create_task(self._run(), name="batch-writer")
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.Thread(
+            target=self._run, name="batch-writer", daemon=True
+        )
+        self.thread.start()
+        self.accepting = True
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
-        if self.task is None:
+        """Commit every change submitted so far, then stop."""
+        if self.thread is None:
             return
-        task, self.task = self.task, None
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        if self.in_flight is not None:
-            # The batch being committed when the task was cancelled.
-            await self.in_flight
-        remaining = []
-        while not self.queue.empty():
-            remaining.append(self.queue.get_nowait())
-        if remaining:
-            await self._write(remaining)
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        self.accepting = False
+        thread, self.thread = self.thread, None
+        self.queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+        # Results of the last batches were scheduled before the thread ended.
+        await asyncio.sleep(0)
 
     async def run(self, change: Callable[[Session], T]) -> T:
         """Run `change` in the next batch and return its result once committed."""
@@ -113,35 +115,41 @@ class BatchWriter:
 
     async def submit(self, apply: BulkApply, payload: Any) -> Any:
         """Apply `payload` with `apply` in the next batch; return its result."""
-        if self.task is None or self.task.done():
+        if not self.accepting:
             raise WriterStopped("the database writer is not running")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Item(apply, payload, future))
+        assert self.loop is not None
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.queue.put(_Item(apply, payload, future))
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < self.max_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            self.items += len(batch)
-            self.in_flight = asyncio.ensure_future(self._write(batch))
-            # Cancelling the writer must not abandon a batch mid-commit.
-            await asyncio.shield(self.in_flight)
-            self.in_flight = None
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Item] = []
+            item = self.queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                if len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self.items += len(batch)
+                outcomes = self._write_batch(batch)
+                self._deliver_threadsafe(batch, outcomes)
 
-    async def _write(self, batch: list[_Item]) -> None:
-        loop = asyncio.get_running_loop()
-        outcomes = await loop.run_in_executor(self.executor, self._write_batch, batch)
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if item.future.done():
-                continue
-            if outcome.error is not None:
-                item.future.set_exception(outcome.error)
-            else:
-                item.future.set_result(outcome.result)
-        if self.after_commit is not None and any(o.error is None for o in outcomes):
-            self.after_commit()
+    def _deliver_threadsafe(self, batch: list[_Item], outcomes: list[_Outcome]) -> None:
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(_deliver, batch, outcomes)
+        except RuntimeError:
+            # The loop is closed: nobody is waiting for these results any more.
+            log.warning("event loop closed; %s results not delivered", len(batch))
 
     def _write_batch(self, batch: list[_Item]) -> list[_Outcome]:
         """Commit the batch in one transaction, or item by item if that fails."""
@@ -181,3 +189,14 @@ class BatchWriter:
                     results[index] = output
         self.batches += 1
         return results
+
+
+def _deliver(batch: list[_Item], outcomes: list[_Outcome]) -> None:
+    """Hand each waiting request its result; runs on the event loop."""
+    for item, outcome in zip(batch, outcomes, strict=True):
+        if item.future.done():
+            continue
+        if outcome.error is not None:
+            item.future.set_exception(outcome.error)
+        else:
+            item.future.set_result(outcome.result)
