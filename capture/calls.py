@@ -20,12 +20,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from capture.identity import Directory, parse_party
 from capture.models import Activity, Call, CallEvent, table_of, utcnow
-from capture.sql import insert_returning
+from capture.sql import (
+    Prepared,
+    insert_rows,
+    one_of,
+    utc,
+    utc_or_none,
+    values_of,
+)
 from capture.stream import PlanIndex, plan_open_at
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,7 @@ class CallState:
 
 
 CALLS = table_of(Call)
+EVENTS = table_of(CallEvent)
 ACTIVITIES = table_of(Activity)
 
 
@@ -160,37 +168,55 @@ def _store_events(
         }
         for event in first.values()
     ]
-    table = table_of(CallEvent)
-    inserted = insert_returning(
-        session, table, rows, (table.c.call_sid, table.c.sequence_number)
+    inserted = set(
+        insert_rows(
+            session,
+            EVENTS,
+            rows,
+            returning=("call_sid", "sequence_number"),
+            ignore_conflicts=True,
+        )
     )
     return [event for key, event in first.items() if key in inserted]
 
 
-LOAD_STATES = (
-    select(
-        CALLS.c.call_sid,
-        CALLS.c.status,
-        CALLS.c.last_sequence,
-        ACTIVITIES.c.occurred_at,
-        ACTIVITIES.c.customer_id,
-        CALLS.c.id,
-        CALLS.c.activity_id,
-        CALLS.c.started_at,
-        CALLS.c.answered_at,
-        CALLS.c.ended_at,
-        CALLS.c.talk_seconds,
+def _states_query(dialect: str) -> Select[Any]:
+    return (
+        select(
+            CALLS.c.call_sid,
+            CALLS.c.status,
+            CALLS.c.last_sequence,
+            ACTIVITIES.c.occurred_at,
+            ACTIVITIES.c.customer_id,
+            CALLS.c.id,
+            CALLS.c.activity_id,
+            CALLS.c.started_at,
+            CALLS.c.answered_at,
+            CALLS.c.ended_at,
+            CALLS.c.talk_seconds,
+        )
+        .join(ACTIVITIES, CALLS.c.activity_id == ACTIVITIES.c.id)
+        .where(one_of(dialect, CALLS.c.call_sid, "sids"))
     )
-    .join(ACTIVITIES, CALLS.c.activity_id == ACTIVITIES.c.id)
-    .where(CALLS.c.call_sid.in_(bindparam("sids", expanding=True)))
-)
+
+
+LOAD_STATES = Prepared(_states_query)
 
 
 def _load_states(session: Session, call_sids: set[str]) -> dict[str, CallState]:
     if not call_sids:
         return {}
-    result = session.connection().execute(LOAD_STATES, {"sids": list(call_sids)})
-    return {row.call_sid: CallState(*row) for row in result}
+    dialect = session.get_bind().dialect.name
+    rows = LOAD_STATES.rows(session, {"sids": values_of(dialect, call_sids)})
+    states = {}
+    for row in rows:
+        state = CallState(*row)
+        state.occurred_at = utc(state.occurred_at)
+        state.started_at = utc_or_none(state.started_at)
+        state.answered_at = utc_or_none(state.answered_at)
+        state.ended_at = utc_or_none(state.ended_at)
+        states[state.call_sid] = state
+    return states
 
 
 def _initial_state(event: CallStatusEvent) -> CallState:
@@ -246,9 +272,8 @@ def _insert_calls(
     if not firsts:
         return
     touches = _resolve_touches(session, firsts, states, default_region)
-    inserted = session.connection().execute(
-        insert(ACTIVITIES).returning(ACTIVITIES.c.id, ACTIVITIES.c.external_key),
-        touches,
+    inserted = insert_rows(
+        session, ACTIVITIES, touches, returning=("id", "external_key")
     )
     activity_ids = {key: activity_id for activity_id, key in inserted}
     rows = []
@@ -256,7 +281,7 @@ def _insert_calls(
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
         rows.append(_call_row(state, event))
-    session.connection().execute(insert(CALLS), rows)
+    insert_rows(session, CALLS, rows)
     for touch in touches:
         log.debug(
             "call created: key=%s customer=%s rep=%s",
@@ -331,16 +356,18 @@ def _call_row(state: CallState, event: CallStatusEvent) -> dict[str, Any]:
     }
 
 
-UPDATE_CALL = (
-    update(CALLS)
-    .where(CALLS.c.id == bindparam("call_id"))
-    .values(
-        status=bindparam("new_status"),
-        last_sequence=bindparam("new_last_sequence"),
-        started_at=bindparam("new_started_at"),
-        answered_at=bindparam("new_answered_at"),
-        ended_at=bindparam("new_ended_at"),
-        talk_seconds=bindparam("new_talk_seconds"),
+UPDATE_CALL = Prepared(
+    lambda dialect: (
+        update(CALLS)
+        .where(CALLS.c.id == bindparam("call_id"))
+        .values(
+            status=bindparam("new_status"),
+            last_sequence=bindparam("new_last_sequence"),
+            started_at=bindparam("new_started_at"),
+            answered_at=bindparam("new_answered_at"),
+            ended_at=bindparam("new_ended_at"),
+            talk_seconds=bindparam("new_talk_seconds"),
+        )
     )
 )
 
@@ -349,8 +376,8 @@ def _update_calls(session: Session, states: list[CallState]) -> None:
     changed = [state for state in states if state.changed]
     if not changed:
         return
-    session.connection().execute(
-        UPDATE_CALL,
+    UPDATE_CALL.run_many(
+        session,
         [
             {
                 "call_id": s.call_id,

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import phonenumbers
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import Select, insert, or_, select
 from sqlalchemy.orm import Session
 
 from capture.models import CompanyNumber, ContactPoint, Customer, User, utcnow
+from capture.sql import Prepared, one_of, values_of
 
 # Twilio reports withheld callers as these numbers: anonymous, restricted.
 WITHHELD_NUMBERS = frozenset({"+266696687", "+7378742833"})
@@ -84,27 +85,40 @@ class CustomerRef:
     owner_id: int | None
 
 
-# Built once: building a statement costs more than running it on SQLite.
-REPS_QUERY = select(User.id, User.email, User.phone, User.client_identity).where(
-    User.active,
-    or_(
-        User.phone.in_(bindparam("numbers", expanding=True)),
-        User.client_identity.in_(bindparam("clients", expanding=True)),
-    ),
-)
-COMPANY_QUERY = select(CompanyNumber.phone).where(
-    CompanyNumber.phone.in_(bindparam("numbers", expanding=True))
-)
-# Descending ids, so the oldest customer of a shared number wins.
-CUSTOMERS_QUERY = (
-    select(ContactPoint.value, Customer.id, Customer.owner_id)
-    .join(Customer, ContactPoint.customer_id == Customer.id)
-    .where(
-        ContactPoint.kind == "phone",
-        ContactPoint.value.in_(bindparam("numbers", expanding=True)),
+# Compiled once for each database: building and compiling a statement costs
+# more than running it on SQLite.
+def _reps_query(dialect: str) -> Select[int, str, str | None, str | None]:
+    return select(User.id, User.email, User.phone, User.client_identity).where(
+        User.active,
+        or_(
+            one_of(dialect, User.phone, "numbers"),
+            one_of(dialect, User.client_identity, "clients"),
+        ),
     )
-    .order_by(Customer.id.desc())
-)
+
+
+def _company_query(dialect: str) -> Select[str]:
+    return select(CompanyNumber.phone).where(
+        one_of(dialect, CompanyNumber.phone, "numbers")
+    )
+
+
+def _customers_query(dialect: str) -> Select[str, int, int | None]:
+    # Descending ids, so the oldest customer of a shared number wins.
+    return (
+        select(ContactPoint.value, Customer.id, Customer.owner_id)
+        .join(Customer, ContactPoint.customer_id == Customer.id)
+        .where(
+            ContactPoint.kind == "phone",
+            one_of(dialect, ContactPoint.value, "numbers"),
+        )
+        .order_by(Customer.id.desc())
+    )
+
+
+REPS = Prepared(_reps_query)
+COMPANY_NUMBERS = Prepared(_company_query)
+CUSTOMERS = Prepared(_customers_query)
 
 
 class Directory:
@@ -128,16 +142,20 @@ class Directory:
         clients = {p.value for p in parties if p.kind is PartyKind.CLIENT}
         if not numbers and not clients:
             return directory
-        parameters = {"numbers": list(numbers), "clients": list(clients)}
-        reps = session.execute(REPS_QUERY, parameters)
+        dialect = session.get_bind().dialect.name
+        parameters = {
+            "numbers": values_of(dialect, numbers),
+            "clients": values_of(dialect, clients),
+        }
+        reps = REPS.rows(session, parameters)
         for rep_id, email, phone, client in reps:
             if phone:
                 directory.reps_by_phone[phone] = RepRef(rep_id, email)
             if client:
                 directory.reps_by_client[client] = RepRef(rep_id, email)
-        company = session.scalars(COMPANY_QUERY, parameters)
-        directory.company_numbers.update(company)
-        customers = session.execute(CUSTOMERS_QUERY, parameters)
+        company = COMPANY_NUMBERS.rows(session, {"numbers": parameters["numbers"]})
+        directory.company_numbers.update(phone for (phone,) in company)
+        customers = CUSTOMERS.rows(session, {"numbers": parameters["numbers"]})
         for number, customer_id, owner_id in customers:
             directory.customers_by_phone[number] = CustomerRef(customer_id, owner_id)
         return directory

@@ -6,6 +6,7 @@ in integer minor units beside an ISO 4217 currency code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -58,6 +59,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # The same text as SQLAlchemy's SQLite DATETIME writes, in one step:
+        # webhooks bind several timestamps per event, and the two-step path
+        # of a type decorator was a sixth of the batch writer's time.
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime stored; attach a time zone")
+                value = value.astimezone(UTC)
+            return str(value.replace(tzinfo=None).isoformat(" ", "microseconds"))
+
+        return process
 
 
 def utcnow() -> datetime:

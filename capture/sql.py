@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import QueryableAttribute, Session
+
+
+def one_of(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], name: str
+) -> ColumnElement[bool]:
+    """`column IN (values)`, with the values bound as one parameter `name`.
+
+    An expanding IN list makes SQLAlchemy rewrite and re-render the SQL on
+    every execution, which cost more than the query in the webhook writer.
+    A single parameter keeps one SQL text for any number of values: a JSON
+    array read by `json_each` on SQLite, an array with `= ANY` on PostgreSQL.
+    Bind the values with `values_of`.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    values: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name))
+    )
+    return column.in_(values)
+
+
+def values_of(dialect: str, values: Iterable[Any]) -> Any:
+    """The parameter value for `one_of`."""
+    if dialect == "postgresql":
+        return list(values)
+    return json.dumps(list(values))
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -28,17 +70,213 @@ def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> boo
     return session.execute(statement).first() is not None
 
 
-def insert_returning(
+def insert_rows(
     session: Session,
     table: Table,
     rows: list[dict[str, Any]],
-    key: tuple[Column[Any], ...],
-) -> set[tuple[Any, ...]]:
-    """Insert rows, skipping unique conflicts; return the keys of rows inserted."""
+    *,
+    returning: tuple[str, ...] = (),
+    ignore_conflicts: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Insert rows with one multi-row INSERT; return the `returning` columns.
+
+    Every row must have the same keys, which are column names. With
+    `ignore_conflicts`, rows that break a unique constraint are skipped and
+    only the rows inserted come back. The returned rows are in no particular
+    order, so `returning` should name a key.
+
+    This is the webhook writer's hot path. A statement built and compiled
+    by SQLAlchemy for each batch cost several times what SQLite spends
+    running it, so the SQL text is made once for each shape of batch and the
+    values go to the driver with each column type's own bind conversion.
+    """
     if not rows:
-        return set()
-    # Executemany form: the statement compiles once and is cached, and
-    # SQLAlchemy batches the rows into multi-row INSERTs ("insertmanyvalues").
-    statement = _insert(session, table).on_conflict_do_nothing().returning(*key)
-    result = session.connection().execute(statement, rows)
-    return {tuple(row) for row in result}
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    names = tuple(rows[0])
+    shape = _InsertShape(dialect.name, table, names, returning, ignore_conflicts)
+    converters = _converters(dialect, table, names)
+    values_of_row = operator.itemgetter(*names)
+    # The driver's own cursor, inside the transaction the session began.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    results: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+            chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+            values: list[Any] = []
+            for row in chunk:
+                if len(row) != len(names):
+                    raise ValueError(f"rows for {table.name} differ in their columns")
+                row_values = (
+                    list(values_of_row(row)) if len(names) > 1 else [row[names[0]]]
+                )
+                for index, convert in converters:
+                    row_values[index] = convert(row_values[index])
+                values.extend(row_values)
+            cursor.execute(shape.sql(len(chunk)), values)
+            if returning:
+                results.extend(tuple(row) for row in cursor.fetchall())
+    finally:
+        cursor.close()
+    return results
+
+
+# Rows per statement; keeps the number of bound values under SQLite's limit.
+MAX_ROWS_PER_INSERT = 500
+
+
+@dataclass(frozen=True)
+class _InsertShape:
+    dialect: str
+    table: Table
+    names: tuple[str, ...]
+    returning: tuple[str, ...]
+    ignore_conflicts: bool
+
+    def sql(self, count: int) -> str:
+        return _insert_sql(self, count)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(shape: _InsertShape, count: int) -> str:
+    marker = "%s" if shape.dialect == "postgresql" else "?"
+    row = "(" + ", ".join([marker] * len(shape.names)) + ")"
+    columns = ", ".join(_quoted(shape.table.c[name].name) for name in shape.names)
+    sql = f"INSERT INTO {_quoted(shape.table.name)} ({columns}) VALUES "
+    sql += ", ".join([row] * count)
+    if shape.ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    if shape.returning:
+        sql += " RETURNING " + ", ".join(_quoted(name) for name in shape.returning)
+    return sql
+
+
+def _quoted(name: str) -> str:
+    # Names come from the models, never from input; quoting guards keywords.
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=64)
+def _check_defaults(table: Table, names: tuple[str, ...]) -> None:
+    """Refuse rows that leave out a column whose default Python computes."""
+    missing = [
+        column.name
+        for column in table.columns
+        if column.default is not None and column.name not in names
+    ]
+    if missing:
+        raise ValueError(f"insert into {table.name} needs {', '.join(missing)}")
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(
+    dialect: Dialect, table: Table, names: tuple[str, ...]
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """The position and bind conversion of each column that has one."""
+    _check_defaults(table, names)
+    found = []
+    for index, name in enumerate(names):
+        convert = table.c[name].type._cached_bind_processor(dialect)
+        if convert is not None:
+            found.append((index, convert))
+    return tuple(found)
+
+
+class Prepared:
+    """A Core statement compiled once for each database and run on its driver.
+
+    For the webhook writer's queries, where SQLAlchemy's execution and result
+    handling cost more than SQLite spends on the query. `build` makes the
+    statement for a dialect name. Parameters are converted by the column
+    types, as SQLAlchemy would; rows come back as the driver returns them, so
+    timestamps need `utc()`.
+    """
+
+    def __init__(self, build: Callable[[str], Any]) -> None:
+        self.build = build
+        self.compiled: dict[str, _Compiled] = {}
+
+    def rows(
+        self, session: Session, parameters: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        connection = session.connection()
+        compiled = self._for(connection.dialect)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.bind(parameters))
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        connection = session.connection()
+        compiled = self._for(connection.dialect)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, [compiled.bind(row) for row in rows])
+        finally:
+            cursor.close()
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self.compiled.get(dialect.name)
+        if compiled is None:
+            compiled = _Compiled.of(self.build(dialect.name), dialect)
+            self.compiled[dialect.name] = compiled
+        return compiled
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Parameter names in order for drivers with positional markers, else None.
+    positions: tuple[str, ...] | None
+    defaults: dict[str, Any]
+    converters: dict[str, Callable[[Any], Any]]
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Dialect) -> _Compiled:
+        compiled = statement.compile(dialect=dialect)
+        converters = {}
+        for name, bind in compiled.binds.items():
+            convert = bind.type._cached_bind_processor(dialect)
+            if convert is not None:
+                converters[name] = convert
+        positions = compiled.positiontup
+        return cls(
+            sql=str(compiled),
+            positions=tuple(positions) if positions is not None else None,
+            defaults={
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            },
+            converters=converters,
+        )
+
+    def bind(self, parameters: dict[str, Any]) -> Any:
+        values = {**self.defaults, **parameters}
+        for name, convert in self.converters.items():
+            values[name] = convert(values[name])
+        if self.positions is None:
+            return values
+        return tuple(values[name] for name in self.positions)
+
+
+def utc(value: Any) -> datetime:
+    """A timestamp column read by the driver, as an aware UTC datetime.
+
+    SQLite returns the text SQLAlchemy stored; PostgreSQL a naive datetime.
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"{value!r} is not a timestamp")
+    return value.replace(tzinfo=UTC)
+
+
+def utc_or_none(value: Any) -> datetime | None:
+    """`utc` for a column that may be NULL."""
+    return None if value is None else utc(value)
