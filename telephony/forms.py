@@ -8,6 +8,7 @@ send, so that a signed but impossible event gets a 400 here rather than a
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -28,6 +29,16 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Timestamps outside these years are not Twilio's and break date arithmetic.
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2999
+
+
+def fields(form: MultiDictProxy[str]) -> Mapping[str, str]:
+    """Return the form as a plain dict when no field repeats, else the form.
+
+    Reading a field from a dict is cheaper than asking the multidict on every
+    read whether it repeats; with a repeat, `single` still finds it.
+    """
+    plain = dict(form)
+    return plain if len(plain) == len(form) else form
 
 
 def single(form: Mapping[str, str], name: str) -> str:
@@ -107,6 +118,13 @@ def timestamp(form: Mapping[str, str], name: str, fallback: datetime) -> datetim
     value = single(form, name).strip()
     if not value:
         return fallback
+    return _parse_timestamp(value, name)
+
+
+# The events of a call arrive within seconds of each other and share their
+# timestamps, so parsed values are kept; datetimes are immutable.
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp(value: str, name: str) -> datetime:
     try:
         moment = email.utils.parsedate_to_datetime(value)
         if moment.tzinfo is None:

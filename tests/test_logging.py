@@ -1,4 +1,4 @@
-"""Logs carry ids and outcomes, never phone numbers or secrets."""
+"""Logs and metrics carry ids and outcomes, never phone numbers or secrets."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ DIGITS = HARBOR.phone.lstrip("+")
 async def test_logs_leave_out_numbers(
     tmp_path: Path, database_url: str, demo: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # INFO is what `touchline serve` logs unless run with --verbose.
+    # INFO is what `touchline serve` logs unless run with --verbose; the
+    # webhook handlers' own lines are DEBUG, and must be clean as well.
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="telephony.webhooks")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path / "data", database_url, public_url=base)
@@ -75,6 +77,8 @@ async def test_logs_leave_out_numbers(
             forged = base + "/calls/x%0a2026-12-04%20ERROR%20forged"
             async with session.get(forged) as missing:
                 assert missing.status == 404
+            async with session.get(base + "/metrics") as response:
+                metrics = await response.text()
     finally:
         await runner.cleanup()
 
@@ -86,3 +90,7 @@ async def test_logs_leave_out_numbers(
     assert PASSWORD not in text
     assert "x\\n2026-12-04 ERROR forged" in text
     assert not any(line.startswith("2026-12-04 ERROR") for line in text.splitlines())
+    series = 'touchline_webhooks_total{path="/twilio/voice/status",outcome="%s"} 1'
+    for outcome in ("created", "invalid", "forbidden"):
+        assert series % outcome in metrics.splitlines()
+    assert DIGITS not in metrics

@@ -27,7 +27,8 @@ from web.auth import auth_middleware, security_headers, session_storage
 from web.csrf import csrf_middleware
 from web.errors import error_middleware
 from web.inputs import input_middleware
-from web.keys import DATABASE, SETTINGS, WORKER, WRITER
+from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
+from web.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     if run_worker:
         app.cleanup_ctx.append(_worker)
     app.router.add_get("/healthz", healthz)
-    app.router.add_routes(TwilioWebhooks(settings, writer, worker.notify).routes())
+    webhooks = TwilioWebhooks(settings, writer, worker.notify)
+    app[WEBHOOKS] = webhooks
+    app.router.add_get("/metrics", metrics)
+    app.router.add_routes(webhooks.routes())
     app.router.add_routes(api.routes)
     app.router.add_routes(account.routes)
     app.router.add_routes(admin.routes)

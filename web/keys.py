@@ -8,8 +8,10 @@ from capture.db import Database
 from capture.settings import Settings
 from capture.worker import Worker
 from capture.writer import BatchWriter
+from telephony.webhooks import TwilioWebhooks
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 WRITER = web.AppKey("writer", BatchWriter)
 WORKER = web.AppKey("worker", Worker)
+WEBHOOKS = web.AppKey("webhooks", TwilioWebhooks)
