@@ -13,12 +13,15 @@ from conftest import (
     csrf_of,
     login,
     make_settings,
+    post_signed,
     start_client,
 )
 from sqlalchemy import select
+from twilio_params import call_status, new_sid
 from yarl import URL
 
 from capture.db import Database
+from capture.demo_data import CUSTOMERS, REPS
 from capture.models import AuditEvent, LoginThrottle
 from web.app import create_app
 
@@ -368,3 +371,22 @@ async def test_pages_security_headers(client: Any) -> None:
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Cache-Control"] == "no-store"
     assert "Cache-Control" not in public.headers
+
+
+async def test_machine_endpoints_start_no_session(client: Any) -> None:
+    # A webhook, health check or metrics scrape must not be handed a session
+    # cookie: nobody reads it, and each one costs an encryption.
+    params = call_status(
+        new_sid("CA"), "ringing", 1, caller=REPS[0].phone, called=CUSTOMERS[0].phone
+    )
+
+    webhook = await post_signed(client, "/twilio/voice/status", params)
+    health = await client.get("/healthz")
+    metrics = await client.get("/metrics")
+    api = await client.get("/api/v1/customers")
+
+    assert webhook.status == 204
+    assert (health.status, metrics.status, api.status) == (200, 200, 401)
+    for response in (webhook, health, metrics, api):
+        assert "Set-Cookie" not in response.headers
+    assert not client.session.cookie_jar.filter_cookies(client.make_url("/"))

@@ -35,8 +35,15 @@ def require_admin(request: web.Request) -> Viewer:
     return viewer
 
 
+# Paths that never render a page: they must not start a session, which would
+# send every webhook, API and static response a new cookie.
+NO_PAGES = ("/api/", "/twilio/", "/email/", "/static/", "/healthz", "/metrics")
+
+
 async def template_context(request: web.Request) -> dict[str, Any]:
     """Context for every template: the user, their viewer and the CSRF token."""
+    if request.path.startswith(NO_PAGES):
+        return {}
     user = request.get(USER)
     session = await get_session(request)
     return {

@@ -1,7 +1,7 @@
 """Authentication: login sessions in encrypted cookies, and API bearer tokens.
 
 Pages and recordings need a login session; `/api/` needs a bearer token.
-Twilio and email webhooks (signed), `/healthz`, `/login` and static files
+Twilio and email webhooks (signed), `/healthz`, `/metrics`, `/login` and static files
 are public. A session ends after `session_idle_seconds` without a request,
 `session_max_seconds` after login, at logout, and when the user's
 `session_version` changes (password change, deactivation).
@@ -32,7 +32,7 @@ USER = web.RequestKey("user", User)
 VIEWER = web.RequestKey("viewer", Viewer)
 
 COOKIE_NAME = "touchline_session"
-PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
 PUBLIC_PREFIXES = ("/twilio/", "/email/", "/static/")
 
 # Keys of the session cookie's data.
