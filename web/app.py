@@ -25,6 +25,7 @@ from web import account, admin, api, pages
 from web.access import template_context
 from web.auth import auth_middleware, security_headers, session_storage
 from web.csrf import csrf_middleware
+from web.direct import direct_middleware
 from web.errors import error_middleware
 from web.inputs import input_middleware
 from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     # and saved around the CSRF check, and the user is known before a handler.
     app = web.Application(
         middlewares=[
+            direct_middleware,
             error_middleware,
             input_middleware,
             session_middleware(session_storage(settings)),
