@@ -1,11 +1,9 @@
-"""A short way through the middlewares for signed webhooks.
+"""The outermost middleware: signed webhooks skip the layers built for people.
 
 Twilio and email webhooks need error rendering and the input checks, but
-none of the layers built for people and scripts: sessions, CSRF tokens and
-login. Those pass a webhook through untouched, yet each still costs a
-coroutine per request, which at peak load was a tenth of a webhook's time.
-This outermost middleware sends webhooks straight to their route's handler
-with only the two layers they need; everything else takes the full chain.
+not sessions, CSRF tokens or login. Those layers let a webhook through
+unchanged, yet each adds a coroutine per request: about 8 µs of a
+webhook's 140 µs of CPU in the webhook benchmark (docs/benchmarks.md).
 """
 
 from __future__ import annotations
