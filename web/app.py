@@ -78,12 +78,16 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app[DATABASE] = database
     app[WRITER] = writer
     app[WORKER] = worker
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("web", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[template_context],
+        extensions=["jinja2.ext.i18n"],
     )
+    # Labels are written as _("...") in templates; until catalogues are
+    # loaded, each one renders as written.
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
