@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
 
-from capture.models import Activity, Call, Customer, Recording, User
+from capture.models import Activity, Call, Customer, Plan, Recording, User
 
 ROLES = ("rep", "manager", "ops", "admin")
 # Roles whose scope is the whole organisation.
@@ -85,6 +85,20 @@ def visible_activities(viewer: Viewer) -> ColumnElement[bool]:
         Activity.customer_id.in_(select(Customer.id).where(visible_customers(viewer))),
         Activity.rep_id.in_(visible_user_ids(viewer)),
     )
+
+
+def visible_calls(viewer: Viewer) -> ColumnElement[bool]:
+    """Filter on `Call`: calls whose touch is visible."""
+    if viewer.sees_organisation:
+        return true()
+    return Call.activity_id.in_(select(Activity.id).where(visible_activities(viewer)))
+
+
+def visible_plans(viewer: Viewer) -> ColumnElement[bool]:
+    """Filter on `Plan`: plans of visible customers, whoever owns the plan."""
+    if viewer.sees_organisation:
+        return true()
+    return Plan.customer_id.in_(select(Customer.id).where(visible_customers(viewer)))
 
 
 def visible_recordings(viewer: Viewer) -> ColumnElement[bool]:
