@@ -87,6 +87,25 @@ def _public_url(value: Any) -> str:
     return url
 
 
+def _shared_keys(value: Any) -> tuple[tuple[str, str], ...]:
+    """Parse `key id=secret` pairs, comma-separated, or a TOML table."""
+    if isinstance(value, dict):
+        pairs = [(_text(key), _text(secret)) for key, secret in value.items()]
+    else:
+        pairs = []
+        for item in _text(value).split(","):
+            if not item.strip():
+                continue
+            key, separator, secret = item.partition("=")
+            if not separator:
+                raise ValueError("expected key_id=secret pairs separated by commas")
+            pairs.append((key, secret))
+    for key, secret in pairs:
+        if not key.strip() or not secret.strip():
+            raise ValueError("a shared key needs an id and a secret")
+    return tuple((key.strip(), secret.strip()) for key, secret in pairs)
+
+
 def _timezone(value: Any) -> str:
     name = _text(value)
     try:
@@ -139,6 +158,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Twilio auth token; signs webhooks and authenticates media downloads.",
         _text,
         required=True,
+    ),
+    Setting(
+        "twilio_shared_keys",
+        "",
+        "SharedKey secrets of webhooks signed with HMAC-SHA256, as key_id=secret "
+        "pairs separated by commas (or a TOML table); empty accepts only the "
+        "auth token's signatures.",
+        _shared_keys,
     ),
     Setting(
         "media_hosts",
@@ -250,6 +277,7 @@ class Settings:
     public_url: str
     twilio_account_sid: str
     twilio_auth_token: str
+    twilio_shared_keys: tuple[tuple[str, str], ...]
     media_hosts: tuple[str, ...]
     media_max_bytes: int
     media_timeout: int

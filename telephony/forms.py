@@ -31,7 +31,7 @@ EARLIEST_YEAR = 2000
 LATEST_YEAR = 2999
 
 
-def fields(form: MultiDictProxy[str]) -> Mapping[str, str]:
+def fields(form: Mapping[str, str]) -> Mapping[str, str]:
     """Return the form as a plain dict when no field repeats, else the form.
 
     Reading a field from a dict is cheaper than asking the multidict on every

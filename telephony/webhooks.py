@@ -46,7 +46,9 @@ class TwilioWebhooks:
         self.writer = writer
         self.on_job_queued = on_job_queued
         self.signatures = SignatureChecker(
-            settings.public_url, settings.twilio_auth_token
+            settings.public_url,
+            settings.twilio_auth_token,
+            dict(settings.twilio_shared_keys),
         )
         # One object for every request, so the writer groups them in a batch.
         region = settings.default_region
