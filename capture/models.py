@@ -7,12 +7,14 @@ in integer minor units beside an ISO 4217 currency code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -195,6 +198,14 @@ class Customer(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Value calibration: the rep's judgement of the customer, the deal size
+    # expected, and when and for how much the customer should sign.
+    judgement: Mapped[str | None] = mapped_column(String(16))
+    deal_size: Mapped[str | None] = mapped_column(String(16))
+    expected_sign_date: Mapped[date | None] = mapped_column(Date)
+    expected_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    expected_currency: Mapped[str | None] = mapped_column(String(3))
 
     owner: Mapped[User | None] = relationship()
     contact_points: Mapped[list[ContactPoint]] = relationship(
@@ -485,4 +496,83 @@ class Job(Base):
     locked_by: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomerChange(Base):
+    """One change of a customer's value calibration or custom field, kept as history."""
+
+    __tablename__ = "customer_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # A calibration field name, or "field:<key>" for a custom field.
+    field: Mapped[str] = mapped_column(String(80))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Milestone(Base):
+    """A moment in a customer's story that a rep marks on the stream."""
+
+    __tablename__ = "milestones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomField(Base):
+    """A customer field that a manager defines for the company's industry."""
+
+    __tablename__ = "custom_fields"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stable name in the API and exports; the label is what people read.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    # text, number, choice or date
+    kind: Mapped[str] = mapped_column(String(16))
+    # The allowed values of a choice field, as a JSON array of strings.
+    choices: Mapped[str] = mapped_column(Text, default="[]")
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomFieldValue(Base):
+    """A customer's value of a custom field, typed for search and sorting."""
+
+    __tablename__ = "custom_field_values"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "field_id"),
+        Index("ix_custom_field_values_field_text", "field_id", "text_value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("custom_fields.id", ondelete="CASCADE")
+    )
+    # Every value as text (what search matches); numbers and dates also typed.
+    text_value: Mapped[str] = mapped_column(Text)
+    number_value: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    date_value: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

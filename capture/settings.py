@@ -106,6 +106,13 @@ def _shared_keys(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((key.strip(), secret.strip()) for key, secret in pairs)
 
 
+def _currency(value: Any) -> str:
+    code = _text(value).strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise ValueError(f"{value!r} is not a three-letter ISO 4217 code")
+    return code
+
+
 def _timezone(value: Any) -> str:
     name = _text(value)
     try:
@@ -190,6 +197,12 @@ SETTINGS: tuple[Setting, ...] = (
         _region,
     ),
     Setting("timezone", "UTC", "The organisation's IANA time zone.", _timezone),
+    Setting(
+        "currency",
+        "USD",
+        "The organisation's ISO 4217 currency, for amounts given without one.",
+        _currency,
+    ),
     Setting(
         "smtp_port",
         2525,
@@ -283,6 +296,7 @@ class Settings:
     media_timeout: int
     default_region: str
     timezone: str
+    currency: str
     smtp_port: int
     capture_domains: tuple[str, ...]
     transcribe_engine: str

@@ -1,4 +1,4 @@
-"""Migration 0002 on a database that already has users, on both databases."""
+"""Migrations over existing data, and models that match them, on both databases."""
 
 from __future__ import annotations
 
@@ -67,3 +67,37 @@ def test_migration_0002_fills_existing_users(empty_database: str) -> None:
     assert row.locale == "en"
     assert row.session_version == 0
     assert {"audit_events", "login_throttles"} <= tables
+
+
+def test_migration_0003_keeps_customers(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0002")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO customers (name, status, created_at) "
+                "VALUES ('Harbor Freight Co', 'active', '2026-01-01')"
+            )
+        )
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT name, judgement, expected_amount_minor FROM customers")
+        ).one()
+        listed = connection.execute(text(TABLES[engine.dialect.name]))
+        tables = {name for (name,) in listed}
+    command.downgrade(migrate.alembic_config(empty_database), "0002")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert tuple(row) == ("Harbor Freight Co", None, None)
+    assert {"custom_fields", "custom_field_values", "milestones"} <= tables
+    assert "customer_changes" in tables
+
+
+def test_models_match_migrations(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+
+    # Raises when the models hold a table, column or index the migrations lack.
+    command.check(migrate.alembic_config(empty_database))
