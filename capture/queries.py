@@ -22,6 +22,8 @@ from capture.models import (
     Call,
     ContactPoint,
     Customer,
+    CustomField,
+    CustomFieldValue,
     Job,
     Recording,
     Transcript,
@@ -85,8 +87,13 @@ async def search_customers(
     default_region: str,
     after_id: int | None,
     limit: int,
+    field: tuple[str, str] | None = None,
 ) -> list[Customer]:
-    """Visible customers matching every given filter, by id, `limit` + 1 of them."""
+    """Visible customers matching every given filter, by id, `limit` + 1 of them.
+
+    `text` matches names, contact points and custom field values; `field`
+    is a custom field's key and the exact value it must have.
+    """
     query = (
         select(Customer)
         .where(visible_customers(viewer))
@@ -105,12 +112,38 @@ async def search_customers(
             or_(
                 Customer.name.ilike(pattern, escape="\\"),
                 _has_contact_like(pattern),
+                _has_field_value_like(pattern),
             )
         )
+    if field:
+        query = query.where(_has_field_value(*field))
     if after_id is not None:
         query = query.where(Customer.id > after_id)
     result = await session.execute(query.order_by(Customer.id).limit(limit + 1))
     return list(result.scalars())
+
+
+def _has_field_value_like(pattern: str) -> ColumnElement[bool]:
+    return Customer.id.in_(
+        select(CustomFieldValue.customer_id)
+        .join(CustomField, CustomFieldValue.field_id == CustomField.id)
+        .where(
+            CustomField.active,
+            CustomFieldValue.text_value.ilike(pattern, escape="\\"),
+        )
+    )
+
+
+def _has_field_value(key: str, value: str) -> ColumnElement[bool]:
+    return Customer.id.in_(
+        select(CustomFieldValue.customer_id)
+        .join(CustomField, CustomFieldValue.field_id == CustomField.id)
+        .where(
+            CustomField.key == key,
+            CustomField.active,
+            CustomFieldValue.text_value == value.strip(),
+        )
+    )
 
 
 def _escape_like(text: str) -> str:

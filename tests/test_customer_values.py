@@ -347,3 +347,50 @@ async def test_milestone_added_and_listed(
     assert milestone["title"] == "Signed the pilot"
     # Shown in the organisation's time zone (America/Los_Angeles in tests).
     assert milestone["occurred_at"] == "2026-11-30T10:00:00-08:00"
+
+
+async def test_customers_found_by_custom_field(
+    client: Any, tokens: dict[str, str], harbor_id: int
+) -> None:
+    await define(
+        client,
+        tokens[MIA],
+        {
+            "key": "industry",
+            "label": "Industry",
+            "kind": "choice",
+            "choices": ["Logistics", "Dental"],
+        },
+    )
+    await patch(client, tokens[ANA], harbor_id, {"fields": {"industry": "Logistics"}})
+
+    async def names(params: dict[str, str]) -> list[str]:
+        response = await client.get(
+            "/api/v1/customers", params=params, headers=bearer(tokens[ANA])
+        )
+        assert response.status == 200, await response.text()
+        return [item["name"] for item in (await response.json())["items"]]
+
+    assert await names({"q": "logist"}) == [HARBOR.name]
+    assert await names({"field": "industry:Logistics"}) == [HARBOR.name]
+    assert await names({"field": "industry:Dental"}) == []
+    bad = await client.get(
+        "/api/v1/customers", params={"field": "industry"}, headers=bearer(tokens[ANA])
+    )
+    assert bad.status == 400
+    assert (await bad.json())["field"] == "field"
+
+
+async def test_custom_field_search_respects_access(
+    client: Any, tokens: dict[str, str], harbor_id: int
+) -> None:
+    await define(client, tokens[ADA], {"key": "tier", "label": "Tier", "kind": "text"})
+    await patch(client, tokens[ANA], harbor_id, {"fields": {"tier": "gold"}})
+
+    response = await client.get(
+        "/api/v1/customers",
+        params={"field": "tier:gold"},
+        headers=bearer(tokens[CHEN]),
+    )
+
+    assert (await response.json())["items"] == []

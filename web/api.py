@@ -53,11 +53,22 @@ async def customers(request: web.Request) -> web.Response:
             default_region=settings.default_region,
             after_id=id_cursor(request.query.get("cursor")),
             limit=limit,
+            field=_field_filter(request.query.get("field")),
         )
     page = found[:limit]
     following = str(page[-1].id) if len(found) > limit else None
     items = [customer_json(customer, settings.zone) for customer in page]
     return web.json_response({"items": items, "next": following})
+
+
+def _field_filter(raw: str | None) -> tuple[str, str] | None:
+    """Read `field=key:value`, a custom field and the value it must have."""
+    if raw is None:
+        return None
+    key, separator, value = raw.partition(":")
+    if not separator or not key.strip() or not value.strip():
+        raise InvalidInput(f"field {raw!r} is not key:value", "field")
+    return key.strip(), value
 
 
 @routes.get("/api/v1/customers/{id}/activities")
