@@ -27,6 +27,10 @@ USER_DEACTIVATED = "user_deactivated"
 USER_ACTIVATED = "user_activated"
 RECORDING_PLAYED = "recording_played"
 EXPORT_DOWNLOADED = "export_downloaded"
+TEAM_CREATED = "team_created"
+TEAM_RENAMED = "team_renamed"
+NUMBER_ADDED = "number_added"
+NUMBER_REMOVED = "number_removed"
 
 ACTIONS = (
     LOGIN,
@@ -41,6 +45,10 @@ ACTIONS = (
     USER_ACTIVATED,
     RECORDING_PLAYED,
     EXPORT_DOWNLOADED,
+    TEAM_CREATED,
+    TEAM_RENAMED,
+    NUMBER_ADDED,
+    NUMBER_REMOVED,
 )
 
 

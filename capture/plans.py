@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from capture.access import Viewer, visible_plans
-from capture.models import Activity, Customer, Plan, User
+from capture.models import Activity, Customer, Plan, User, utcnow
 
-PLAN_STATUSES = ("open", "done", "cancelled")
 MAX_DUE = 200
 
 
@@ -39,6 +38,11 @@ class PlanChain:
     open_owner: User | None
     # Closed and cancelled plans, most recently closed first.
     history: list[ClosedPlan]
+
+    @property
+    def open_overdue(self) -> bool:
+        """True when the open plan's window has ended."""
+        return bool(self.open and self.open.due_end and self.open.due_end < utcnow())
 
 
 async def due_plans(

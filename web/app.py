@@ -25,11 +25,14 @@ from web import account, admin, api, pages
 from web.access import template_context
 from web.auth import auth_middleware, security_headers, session_storage
 from web.csrf import csrf_middleware
+from web.daily import routes as daily_routes
 from web.direct import direct_middleware
+from web.display import is_withheld, phone_formatter
 from web.errors import error_middleware
 from web.inputs import input_middleware
 from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
 from web.metrics import metrics
+from web.organisation import routes as organisation_routes
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     # Labels are written as _("...") in templates; until catalogues are
     # loaded, each one renders as written.
     environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    environment.filters["phone"] = phone_formatter(settings.default_region)
+    environment.globals["is_withheld"] = is_withheld
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
@@ -101,6 +106,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(api.routes)
     app.router.add_routes(account.routes)
     app.router.add_routes(admin.routes)
+    app.router.add_routes(organisation_routes)
+    app.router.add_routes(daily_routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC)
     return app

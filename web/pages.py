@@ -11,8 +11,10 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from capture import audit
+from capture.call_list import call_media
 from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
+from capture.plans import customer_plans
 from capture.queries import (
     call_detail,
     customer_stream,
@@ -30,11 +32,6 @@ from web.keys import DATABASE, SETTINGS
 routes = web.RouteTableDef()
 PAGE = 100
 PHONE_CHARACTERS = frozenset("0123456789+-.() ")
-
-
-@routes.get("/")
-async def home(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/customers")
 
 
 @routes.get("/customers")
@@ -96,8 +93,12 @@ async def customer(request: web.Request) -> dict[str, Any]:
         stream = await customer_stream(
             session, viewer, customer_id, before=None, limit=PAGE
         )
+        plans = await customer_plans(session, customer_id)
+        calls = [activity.call for activity in stream[:PAGE] if activity.call]
+        media = await call_media(session, viewer, calls)
     zone = request.app[SETTINGS].zone
-    return {"customer": found, "stream": stream[:PAGE], "zone": zone}
+    context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
+    return {**context, "media": media, "zone": zone}
 
 
 @routes.get("/calls/{call_sid}")
