@@ -39,5 +39,12 @@ bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/webhooks.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/transcribe_rtf.py
 
+# PNGs of the main pages for docs/screenshots, from a fresh demo server in a
+# temporary directory. Needs Debian's chromium and, for Chinese text,
+# fonts-noto-cjk.
+.PHONY: screenshots
+screenshots: install
+	HF_HUB_OFFLINE=1 $(BIN)/python docs/screenshots/take.py
+
 clean:
 	rm -rf $(VENV) data

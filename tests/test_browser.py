@@ -40,6 +40,7 @@ try:
         Locator,
         Page,
         Response,
+        ViewportSize,
         expect,
         sync_playwright,
     )
@@ -51,16 +52,17 @@ except ImportError:
     )
 
 CHROMIUM = Path(os.environ.get("TOUCHLINE_CHROMIUM", "/usr/bin/chromium"))
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # Seed 1 with two calls gives one unanswered call and one answered, recorded
-# call between Ana Ruiz and Harbor Freight Co; the fixture checks this.
+# call between Ana Ruiz and Harbor Freight Co. The site fixture fails if no
+# call was recorded.
 SIMULATION = ["--calls", "2", "--sms", "1", "--rate", "0", "--seed", "1"]
 SIMULATION += ["--fetch-timeout", "30"]
 START_TIMEOUT_S = 30.0
 TRANSCRIBE_TIMEOUT_S = 90.0
 AUTH_TOKEN = "browser-test-auth-token"
 REPO = Path(__file__).resolve().parent.parent
-# The language switch posts here; until a page offers it, the Chinese
+# The language switch posts here. Until a page offers it, the Chinese
 # scenario is expected to fail.
 LANGUAGE_ACTION = "/account/language"
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -122,7 +124,9 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> 
         except (urllib.error.URLError, ConnectionError):
             pass
         time.sleep(0.2)
-    pytest.fail(f"touchline serve did not answer /healthz:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"touchline serve returned no 200 from /healthz:\n{log.read_text()[-3000:]}"
+    )
 
 
 def wait_for_transcripts(database: Path, log: Path) -> None:
@@ -327,6 +331,7 @@ def test_language_switch_chinese(page: Page, site: DemoSite) -> None:
     expect(nav).to_contain_text("Customers")
 
     switch = page.locator(f'header form[action="{LANGUAGE_ACTION}"]')
+    assert switch.count() == 1, "no language switch in the page header"
     choose_chinese(switch)
 
     expect(page.locator("html")).to_have_attribute("lang", re.compile(r"^zh"))
