@@ -104,7 +104,6 @@ def _company_query(dialect: str) -> Select[str]:
 
 
 def _customers_query(dialect: str) -> Select[str, int, int | None]:
-    # Descending ids, so the oldest customer of a shared number wins.
     return (
         select(ContactPoint.value, Customer.id, Customer.owner_id)
         .join(Customer, ContactPoint.customer_id == Customer.id)
@@ -112,7 +111,6 @@ def _customers_query(dialect: str) -> Select[str, int, int | None]:
             ContactPoint.kind == "phone",
             one_of(dialect, ContactPoint.value, "numbers"),
         )
-        .order_by(Customer.id.desc())
     )
 
 
@@ -134,6 +132,9 @@ class Directory:
         self.reps_by_client: dict[str, RepRef] = {}
         self.company_numbers: set[str] = set()
         self.customers_by_phone: dict[str, CustomerRef] = {}
+        # Numbers that more than one customer has: a touch from one of them
+        # goes to the unmatched inbox rather than to a guessed customer.
+        self.shared_numbers: set[str] = set()
 
     @classmethod
     def load(cls, session: Session, parties: list[Party]) -> Directory:
@@ -157,6 +158,9 @@ class Directory:
         directory.company_numbers.update(phone for (phone,) in company)
         customers = CUSTOMERS.rows(session, {"numbers": parameters["numbers"]})
         for number, customer_id, owner_id in customers:
+            known = directory.customers_by_phone.get(number)
+            if known is not None and known.id != customer_id:
+                directory.shared_numbers.add(number)
             directory.customers_by_phone[number] = CustomerRef(customer_id, owner_id)
         return directory
 
@@ -195,11 +199,14 @@ class Directory:
         """Find the customer of a number, or create a lead owned by `rep`.
 
         Withheld callers, `client:` and `sip:` parties, reps and company
-        numbers are never customers.
+        numbers are never customers. A number that several customers have
+        matches none of them, and makes no lead.
         """
         if party.kind is not PartyKind.NUMBER:
             return None
         if self.is_company(party) or self.rep(party) is not None:
+            return None
+        if party.value in self.shared_numbers:
             return None
         customer = self.customers_by_phone.get(party.value)
         if customer is None:

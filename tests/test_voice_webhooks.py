@@ -404,3 +404,38 @@ async def test_status_late_first_event_moves_touch(
     assert attached_first == plan_id
     assert activity.occurred_at == CALL_START
     assert activity.plan_id is None
+
+
+async def test_status_number_of_two_customers_unmatched(
+    client: Any, database: Database
+) -> None:
+    # The front desk number is on two customers' records: the call cannot be
+    # told apart, so it waits in the unmatched inbox instead of being guessed.
+    shared = "+14155550777"
+    async with transaction(database.writes) as session:
+        for name in ("Pier 9 Logistics", "Pier 9 Storage"):
+            customer = Customer(name=name, status="active")
+            customer.contact_points.append(ContactPoint(kind="phone", value=shared))
+            session.add(customer)
+    customers_before = await count(database, Customer)
+    sid = new_sid("CA")
+    params = call_status(
+        sid,
+        "ringing",
+        1,
+        caller="(415) 555-0777",
+        called=ANA.phone,
+        direction="inbound",
+    )
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 204
+    assert await count(database, Customer) == customers_before
+    async with database.reads() as session:
+        activity = await session.scalar(
+            select(Activity).where(Activity.external_key == f"call:{sid}")
+        )
+    assert activity is not None
+    assert activity.customer_id is None
+    assert activity.rep_id is not None
