@@ -21,7 +21,15 @@ from capture.writer import BatchWriter
 from telephony.recording_jobs import RecordingDownloader
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
-from web import account, admin, api, pages
+from web import (
+    account,
+    admin,
+    api,
+    customer_value,
+    inbox,
+    pages,
+    values_api,
+)
 from web.access import template_context
 from web.auth import auth_middleware, security_headers, session_storage
 from web.csrf import csrf_middleware
@@ -104,6 +112,9 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
     app.router.add_routes(api.routes)
+    app.router.add_routes(values_api.routes)
+    app.router.add_routes(customer_value.routes)
+    app.router.add_routes(inbox.routes)
     app.router.add_routes(account.routes)
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)
