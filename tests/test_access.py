@@ -124,6 +124,7 @@ def expected(role: str, seeded: Seeded) -> Expected:
 
 
 ROLES = list(EMAILS)
+ADMIN_PAGES = ("/admin/users", "/admin/audit", "/admin/teams", "/admin/numbers")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -148,10 +149,17 @@ async def test_access_pages(client: Any, seeded: Seeded, role: str) -> None:
     report = await (await client.get("/reports/reps", params=DAYS)).text()
     for rep in REPS:
         assert (rep.name in report) == (rep.name in want.reps), rep.name
-    users = await client.get("/admin/users")
-    audit = await client.get("/admin/audit")
-    assert users.status == (200 if want.admin else 403)
-    assert audit.status == (200 if want.admin else 403)
+    calls = await (await client.get("/calls")).text()
+    home = await client.get("/", allow_redirects=False)
+    home_text = await home.text()
+    for sid in (seeded.ana_call, seeded.chen_call):
+        assert (f'data-call="{sid}"' in calls) == (sid in want.calls), sid
+        if role != "ops":
+            assert (f"/calls/{sid}" in home_text) == (sid in want.calls), sid
+    assert home.status == (302 if role == "ops" else 200)
+    for path in ADMIN_PAGES:
+        admin_page = await client.get(path)
+        assert admin_page.status == (200 if want.admin else 403), path
 
 
 @pytest.mark.parametrize("role", ROLES)
