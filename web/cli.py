@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import audit, migrate
+from capture import audit, imports, migrate
 from capture.accounts import (
     add_user,
     create_token,
@@ -41,6 +41,7 @@ from web.app import build_worker, create_app
 log = logging.getLogger("touchline")
 
 DEMO_CALLS = 8
+IMPORT_BATCH = 1000
 DEMO_MESSAGES = 6
 
 
@@ -132,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="act as Twilio against a running server")
     simulate.add_arguments(sim)
     sim.set_defaults(run=run_simulate)
+
+    importing = commands.add_parser("import", help="imports").add_subparsers(
+        required=True, metavar="WHAT"
+    )
+    touches = importing.add_parser(
+        "activities",
+        help="touches from other channels (chat exports, meetings, old call logs)",
+    )
+    touches.add_argument("file", type=Path, help="CSV file; docs/imports.md")
+    touches.add_argument(
+        "--batch",
+        type=int,
+        default=IMPORT_BATCH,
+        help=f"rows a transaction (default {IMPORT_BATCH})",
+    )
+    touches.set_defaults(run=run_import_activities)
 
     export = commands.add_parser("export", help="exports").add_subparsers(
         required=True, metavar="WHAT"
@@ -417,6 +434,46 @@ def run_simulate(args: argparse.Namespace) -> int:
     token = settings.twilio_auth_token if settings else None
     account_sid = settings.twilio_account_sid if settings else None
     return simulate.main_from_args(args, token, account_sid)
+
+
+def run_import_activities(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if args.batch < 1:
+        print("touchline: --batch must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"touchline: cannot read {args.file}: {error}", file=sys.stderr)
+        return 1
+    rows = imports.read_csv(text, settings.zone, settings.default_region)
+    migrate.upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    sessions = database.batch_sessions()
+    created = skipped = unmatched = 0
+    try:
+        with sessions() as session:
+            imports.check_references(session, rows)
+        with tqdm(total=len(rows), unit="rows", file=sys.stderr) as progress:
+            # Transactions of `batch` rows keep the database free for the
+            # webhooks of a running server. An interrupted import can be run
+            # again: rows already imported are skipped.
+            for start in range(0, len(rows), args.batch):
+                chunk = rows[start : start + args.batch]
+                with sessions() as session, session.begin():
+                    result = imports.import_rows(session, chunk)
+                created += result.created
+                skipped += result.skipped
+                unmatched += result.unmatched
+                progress.update(len(chunk))
+    finally:
+        asyncio.run(database.dispose())
+    print(
+        f"{len(rows)} rows: {created} imported, {skipped} imported before, "
+        f"{unmatched} with no customer",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run_export_activities(args: argparse.Namespace) -> int:
