@@ -26,6 +26,7 @@ from web import (
     admin,
     api,
     customer_value,
+    imports_api,
     inbox,
     pages,
     values_api,
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(values_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
+    app.router.add_routes(imports_api.routes)
     app.router.add_routes(account.routes)
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)
