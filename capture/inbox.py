@@ -37,6 +37,21 @@ class Attached:
     number_added: str | None
 
 
+# Customers offered in an attach form at most; a longer list is no help.
+MAX_TARGETS = 500
+
+
+async def attach_targets(session: AsyncSession, viewer: Viewer) -> list[Customer]:
+    """The customers the viewer may attach a touch to, by name."""
+    query = (
+        select(Customer)
+        .where(visible_customers(viewer))
+        .order_by(Customer.name, Customer.id)
+        .limit(MAX_TARGETS)
+    )
+    return list((await session.scalars(query)).all())
+
+
 def other_number(activity: Activity, default_region: str) -> str | None:
     """The E.164 number of the touch's non-rep party, if it has one."""
     leg = activity.call or activity.message

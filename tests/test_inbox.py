@@ -178,3 +178,23 @@ async def test_attach_not_for_ops(client: Any, database: Database) -> None:
 
     assert response.status == 403
     assert (await activity_of(database, sid)).customer_id is None
+
+
+async def test_home_page_attach_form(
+    client: Any, database: Database, shared_number: list[int]
+) -> None:
+    withheld = await call_from(client, "+266696687")
+    shared = await call_from(client, SHARED)
+    await login(client, ANA.email)
+
+    page = await client.get("/")
+    html = await page.text()
+    withheld_id = (await activity_of(database, withheld)).id
+    shared_id = (await activity_of(database, shared)).id
+
+    assert page.status == 200
+    assert f'action="/touches/{withheld_id}/attach"' in html
+    assert f'action="/touches/{shared_id}/attach"' in html
+    assert f'<option value="{shared_number[0]}">Pier 9 Logistics</option>' in html
+    # Only the touch with a number offers to add it to the customer.
+    assert html.count('name="add_number"') == 1

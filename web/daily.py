@@ -20,6 +20,7 @@ from capture.call_list import (
     list_calls,
 )
 from capture.errors import InvalidInput
+from capture.inbox import ATTACHERS, attach_targets, other_number
 from capture.models import User
 from capture.plans import due_plans
 from capture.queries import page_size, parse_id
@@ -60,6 +61,8 @@ async def home(request: web.Request) -> web.Response:
         plans = await due_plans(session, viewer, now=now, day_end=day_end)
         recent = await recent_touches(session, viewer)
         unmatched, unmatched_total = await unmatched_touches(session, viewer)
+        targets = await attach_targets(session, viewer) if unmatched else []
+    region = request.app[SETTINGS].default_region
     context = {
         "overdue": [item for item in plans if item.overdue],
         "due_today": [item for item in plans if not item.overdue],
@@ -68,6 +71,11 @@ async def home(request: web.Request) -> web.Response:
         "unmatched_total": unmatched_total,
         "zone": zone,
         "show_rep": viewer.role != "rep",
+        # Customers an unmatched touch can be attached to, and whether it
+        # has a number that can join the customer's contact points.
+        "attach_targets": targets,
+        "has_number": {a.id: other_number(a, region) is not None for a in unmatched},
+        "can_attach": viewer.role in ATTACHERS,
     }
     return aiohttp_jinja2.render_template("home.html", request, context)
 
