@@ -90,7 +90,7 @@ async def test_status_repeated_field_rejected(client: Any, database: Database) -
             "multipart/form-data; boundary=b",
             "Content-Type",
         ),
-        (b'{"From": "x"}', "application/json", "Content-Type"),
+        (b"<From>x</From>", "text/xml", "Content-Type"),
     ],
 )
 async def test_sms_undecodable_body_rejected(

@@ -266,3 +266,18 @@ def test_shared_keys_setting_pairs() -> None:
     )
 
     assert settings.twilio_shared_keys == ((KEY_ID, KEY_SECRET), ("key2", "s2"))
+
+
+async def test_json_body_not_utf8_rejected(
+    shared_client: Any, database: Database
+) -> None:
+    body = b'{"From": "\xff"}'
+    query = f"{PATH}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + query, {})
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": signature}
+
+    response = await post(shared_client, query, body, headers)
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "body"
+    assert await stored(database) == 0
