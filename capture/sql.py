@@ -95,7 +95,7 @@ def insert_rows(
     connection = session.connection()
     dialect = connection.dialect
     names = tuple(rows[0])
-    shape = _InsertShape(dialect.name, table, names, returning, ignore_conflicts)
+    shape = _InsertShape(dialect.paramstyle, table, names, returning, ignore_conflicts)
     converters = _converters(dialect, table, names)
     values_of_row = operator.itemgetter(*names)
     # The driver's own cursor, inside the transaction the session began.
@@ -128,7 +128,9 @@ MAX_ROWS_PER_INSERT = 500
 
 @dataclass(frozen=True)
 class _InsertShape:
-    dialect: str
+    # The driver's parameter style: qmark (sqlite3), format or pyformat
+    # (psycopg), numeric_dollar (asyncpg).
+    paramstyle: str
     table: Table
     names: tuple[str, ...]
     returning: tuple[str, ...]
@@ -140,16 +142,29 @@ class _InsertShape:
 
 @functools.lru_cache(maxsize=256)
 def _insert_sql(shape: _InsertShape, count: int) -> str:
-    marker = "%s" if shape.dialect == "postgresql" else "?"
-    row = "(" + ", ".join([marker] * len(shape.names)) + ")"
+    width = len(shape.names)
+    rows = []
+    for row in range(count):
+        markers = [_marker(shape.paramstyle, row * width + n + 1) for n in range(width)]
+        rows.append("(" + ", ".join(markers) + ")")
     columns = ", ".join(_quoted(shape.table.c[name].name) for name in shape.names)
     sql = f"INSERT INTO {_quoted(shape.table.name)} ({columns}) VALUES "
-    sql += ", ".join([row] * count)
+    sql += ", ".join(rows)
     if shape.ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
     if shape.returning:
         sql += " RETURNING " + ", ".join(_quoted(name) for name in shape.returning)
     return sql
+
+
+def _marker(paramstyle: str, position: int) -> str:
+    if paramstyle == "qmark":
+        return "?"
+    if paramstyle in ("format", "pyformat"):
+        return "%s"
+    if paramstyle == "numeric_dollar":
+        return f"${position}"
+    raise ValueError(f"unsupported parameter style {paramstyle!r}")
 
 
 def _quoted(name: str) -> str:
@@ -195,7 +210,8 @@ class Prepared:
 
     def __init__(self, build: Callable[[str], Any]) -> None:
         self.build = build
-        self.compiled: dict[str, _Compiled] = {}
+        # By dialect and driver: psycopg and asyncpg write parameters differently.
+        self.compiled: dict[tuple[str, str], _Compiled] = {}
 
     def rows(
         self, session: Session, parameters: dict[str, Any]
@@ -221,10 +237,11 @@ class Prepared:
             cursor.close()
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self.compiled.get(dialect.name)
+        key = (dialect.name, dialect.driver)
+        compiled = self.compiled.get(key)
         if compiled is None:
             compiled = _Compiled.of(self.build(dialect.name), dialect)
-            self.compiled[dialect.name] = compiled
+            self.compiled[key] = compiled
         return compiled
 
 

@@ -200,3 +200,27 @@ def test_sqlite_timestamps_bind_as_sqlalchemy_writes_them(moment: datetime) -> N
     assert fast is not None and standard is not None
 
     assert fast(moment) == standard(moment.astimezone(UTC).replace(tzinfo=None))
+
+
+async def test_prepared_and_insert_on_both_drivers(database: Database) -> None:
+    # The writer's driver (pysqlite, psycopg) and the pages' async driver
+    # (aiosqlite, asyncpg) write parameters differently; a statement compiled
+    # for one must not be reused for the other.
+    prepared = sql.Prepared(
+        lambda dialect: select(CallEvent.call_sid).where(
+            sql.one_of(dialect, CallEvent.call_sid, "sids")
+        )
+    )
+
+    def insert_and_read(session: Session, sid: str) -> list[tuple[Any, ...]]:
+        sql.insert_rows(session, EVENTS, [event_row(sid, 0)])
+        dialect = session.get_bind().dialect.name
+        return prepared.rows(session, {"sids": sql.values_of(dialect, [sid])})
+
+    with database.batch_sessions()() as session, session.begin():
+        from_writer = insert_and_read(session, "CA20")
+    async with database.writes() as session, session.begin():
+        from_pages = await session.run_sync(insert_and_read, "CA21")
+
+    assert from_writer == [("CA20",)]
+    assert from_pages == [("CA21",)]
