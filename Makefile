@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_CONFIG := touchline.demo.toml
 
-.PHONY: install run test lint format typecheck bench clean
+.PHONY: install run test lint format typecheck messages bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ format: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# Extract page text into web/locale/messages.pot and merge it into each
+# language's .po file; translate the new entries there, then commit both.
+# The server compiles the .po files when it starts, so no .mo file is built.
+messages: install
+	$(BIN)/pybabel extract --mapping-file babel.cfg --add-location file \
+		--sort-output --no-wrap --project Touchline \
+		--output-file web/locale/messages.pot .
+	$(BIN)/pybabel update --input-file web/locale/messages.pot \
+		--output-dir web/locale --domain messages --no-wrap \
+		--no-fuzzy-matching --ignore-obsolete --init-missing \
+		--locale en
+	$(BIN)/pybabel update --input-file web/locale/messages.pot \
+		--output-dir web/locale --domain messages --no-wrap \
+		--no-fuzzy-matching --ignore-obsolete --init-missing \
+		--locale zh_Hans
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/webhooks.py

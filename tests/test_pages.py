@@ -33,8 +33,8 @@ async def test_pages_customer_stream_and_call(client: Any, as_admin: str) -> Non
     call = await (await client.get(f"/calls/{sid}")).text()
 
     assert f'href="/calls/{sid}"' in stream
-    assert "talk 75 s" in stream
-    assert "Talk time: 75 s" in call
+    assert "talk time 1 min 15 sec" in stream
+    assert "Talk time: 1 min 15 sec" in call
     assert "No recording." in call
 
 
@@ -56,7 +56,7 @@ async def test_pages_reps_counts(client: Any, as_admin: str) -> None:
     ).text()
 
     row = text.split(ANA.name, 1)[1].split("</tr>", 1)[0]
-    assert "<td>1</td><td>1</td><td>40</td>" in row
+    assert "<td>1</td><td>1</td><td>40 sec</td>" in row
 
 
 async def test_pages_not_found_is_a_page(client: Any, as_admin: str) -> None:

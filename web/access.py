@@ -16,6 +16,7 @@ from capture.errors import Forbidden
 from capture.models import User
 from web.auth import USER, VIEWER
 from web.csrf import csrf_token
+from web.i18n import template_values
 
 
 def viewer_of(request: web.Request) -> Viewer:
@@ -41,7 +42,8 @@ NO_PAGES = ("/api/", "/twilio/", "/email/", "/static/", "/healthz", "/metrics")
 
 
 async def template_context(request: web.Request) -> dict[str, Any]:
-    """Context for every template: the user, their viewer and the CSRF token."""
+    """Context for every template: the user, their viewer, the CSRF token,
+    and the language and time zone of the page."""
     if request.path.startswith(NO_PAGES):
         return {}
     user = request.get(USER)
@@ -50,4 +52,5 @@ async def template_context(request: web.Request) -> dict[str, Any]:
         "current_user": user,
         "viewer": request.get(VIEWER),
         "csrf_token": csrf_token(session),
+        **template_values(request),
     }

@@ -16,12 +16,15 @@ from capture.logins import LoginPolicy, authenticate, verify_current_password
 from capture.passwords import MIN_LENGTH, check_new_password, hash_password_async
 from web.access import user_of
 from web.auth import VERSION, end_session, remote_of, start_session
+from web.domain_messages import translate_message
+from web.i18n import COOKIE_MAX_AGE, COOKIE_NAME, LOCALES
+from web.i18n import gettext as _
+from web.i18n import gettext_noop as N_
 from web.inputs import form_text
-from web.keys import DATABASE, SETTINGS
+from web.keys import DATABASE, SETTINGS, USER
 
 routes = web.RouteTableDef()
 HOME = "/customers"
-WRONG_LOGIN = "email or password is wrong"
 
 
 def login_policy(request: web.Request) -> LoginPolicy:
@@ -71,7 +74,7 @@ async def login(request: web.Request) -> web.Response:
     context: dict[str, Any] = {"next": next_path, "email": email}
     if not email or not password:
         field = "email" if not email else "password"
-        context.update(error=f"{field} is missing", field=field)
+        context.update(error=_("%(field)s is missing") % {"field": field}, field=field)
         return _render(request, "login.html", context, 400)
     result = await authenticate(
         request.app[DATABASE].writes,
@@ -81,13 +84,13 @@ async def login(request: web.Request) -> web.Response:
         remote=remote_of(request),
     )
     if result.user is None:
-        message = WRONG_LOGIN
+        message = _("email or password is wrong")
         status = 401
         if result.retry_after:
-            message += (
-                f"; after too many failures this email is locked for "
-                f"{result.retry_after} s"
-            )
+            message = _(
+                "email or password is wrong; after too many failures this "
+                "email is locked for %(seconds)s s"
+            ) % {"seconds": result.retry_after}
             status = 429
         context.update(error=message, field="password")
         response = _render(request, "login.html", context, status)
@@ -131,10 +134,10 @@ async def change_password(request: web.Request) -> web.Response:
         check_new_password(new, "new_password")
         if confirm != new:
             raise InvalidInput(
-                "confirm_password does not match new_password", "confirm_password"
+                N_("confirm_password does not match new_password"), "confirm_password"
             )
     except InvalidInput as error:
-        context.update(error=error.message, field=error.field)
+        context.update(error=translate_message(error.message), field=error.field)
         return _render(request, "password.html", context, 400)
 
     checked = await verify_current_password(
@@ -145,9 +148,11 @@ async def change_password(request: web.Request) -> web.Response:
         remote=remote_of(request),
     )
     if checked.user is None:
-        message = "current_password is wrong"
+        message = _("current_password is wrong")
         if checked.retry_after:
-            message += f"; try again in {checked.retry_after} s"
+            message = _("current_password is wrong; try again in %(seconds)s s") % {
+                "seconds": checked.retry_after
+            }
         context.update(error=message, field="current_password")
         return _render(request, "password.html", context, 400)
 
@@ -168,3 +173,34 @@ async def change_password(request: web.Request) -> web.Response:
     (await get_session(request))[VERSION] = version
     context["changed"] = True
     return _render(request, "password.html", context)
+
+
+@routes.post("/account/language")
+async def change_language(request: web.Request) -> web.Response:
+    """Store the chosen page language and go back to the page it was chosen on.
+
+    A logged-in user keeps the choice in their `locale`; the cookie carries
+    it to the login page, which has no user yet.
+    """
+    form = await request.post()
+    locale = form_text(form, "locale", 16)
+    if locale not in LOCALES:
+        raise InvalidInput(
+            f"locale {locale[:20]!r} is not one of {', '.join(LOCALES)}", "locale"
+        )
+    next_path = safe_next(form_text(form, "next", 2000))
+    user = request.get(USER)
+    if user is not None and user.locale != locale:
+        async with transaction(request.app[DATABASE].writes) as session:
+            stored = await get_user(session, user.id)
+            stored.locale = locale
+    response = web.HTTPSeeOther(next_path)
+    response.set_cookie(
+        COOKIE_NAME,
+        locale,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS].public_url.startswith("https://"),
+    )
+    raise response

@@ -28,6 +28,8 @@ from capture.passwords import MIN_LENGTH, hash_password_async
 from capture.queries import id_cursor, page_size, parse_id
 from web.access import require_admin, user_of
 from web.auth import remote_of
+from web.domain_messages import translate_message
+from web.i18n import LOCALES
 from web.inputs import form_text
 from web.keys import DATABASE, SETTINGS
 
@@ -58,7 +60,7 @@ async def _users_page(
         "teams": teams,
         "roles": ROLES,
         "min_length": MIN_LENGTH,
-        "error": error.message if error else None,
+        "error": translate_message(error.message) if error else None,
         "field": error.field if error else None,
         "values": values or {},
     }
@@ -117,12 +119,20 @@ async def change_user(request: web.Request) -> web.Response:
     form = await request.post()
     role = form_text(form, "role", 16)
     team = form_text(form, "team", 200).strip()
+    locale = form_text(form, "locale", 16)
     try:
+        if locale and locale not in LOCALES:
+            raise InvalidInput(
+                f"locale {locale!r} is not one of {', '.join(LOCALES)}", "locale"
+            )
         async with transaction(request.app[DATABASE].writes) as session:
             user = await get_user(session, _user_id(request))
             if user.role == "admin" and role != "admin":
                 await _keep_an_admin(session, user, "role")
             changes = await update_user(session, user, role=role, team=team or None)
+            if locale and locale != user.locale:
+                changes["locale"] = [user.locale, locale]
+                user.locale = locale
             if changes:
                 _audit(request, session, audit.USER_UPDATED, user, changes)
     except NotFound:
@@ -249,7 +259,6 @@ async def audit_page(request: web.Request) -> dict[str, Any]:
         "next": following,
         "action": action,
         "actions": audit.ACTIONS,
-        "zone": request.app[SETTINGS].zone,
     }
 
 

@@ -26,8 +26,10 @@ from web import (
     admin,
     api,
     customer_value,
+    i18n,
     imports_api,
     inbox,
+    labels,
     pages,
     values_api,
 )
@@ -75,6 +77,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app = web.Application(
         middlewares=[
             direct_middleware,
+            i18n.locale_middleware,
             error_middleware,
             input_middleware,
             session_middleware(session_storage(settings)),
@@ -97,9 +100,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
         context_processors=[template_context],
         extensions=["jinja2.ext.i18n"],
     )
-    # Labels are written as _("...") in templates; until catalogues are
-    # loaded, each one renders as written.
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    i18n.install(environment)
+    environment.filters["label"] = labels.label_filter
     environment.filters["phone"] = phone_formatter(settings.default_region)
     environment.globals["is_withheld"] = is_withheld
     app.on_response_prepare.append(security_headers)

@@ -26,14 +26,14 @@ from capture.models import User
 from capture.settings import Settings
 from web.csrf import csrf_token
 from web.errors import Handler, render_error
-from web.keys import DATABASE, SETTINGS
-
-USER = web.RequestKey("user", User)
-VIEWER = web.RequestKey("viewer", Viewer)
+from web.keys import DATABASE, SETTINGS, USER, VIEWER
 
 COOKIE_NAME = "touchline_session"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
 PUBLIC_PREFIXES = ("/twilio/", "/email/", "/static/")
+# Paths that work without a login but know the user when there is one: the
+# language switch serves the login page too.
+OPTIONAL_LOGIN_PATHS = frozenset({"/account/language"})
 
 # Keys of the session cookie's data.
 USER_ID = "user_id"
@@ -84,6 +84,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     user = await _session_user(request)
     if user is None:
+        if request.path in OPTIONAL_LOGIN_PATHS:
+            return await handler(request)
         return _to_login(request)
     request[USER] = user
     request[VIEWER] = Viewer.of(user)

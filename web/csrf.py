@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from web.errors import Handler, render_error
+from web.i18n import gettext_noop as N_
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return render_error(
             request,
             403,
-            "the form has expired or did not come from this site; reload the "
-            "page and submit it again",
+            N_(
+                "the form has expired or did not come from this site; reload the "
+                "page and submit it again"
+            ),
             FIELD,
         )
     return await handler(request)

@@ -9,12 +9,30 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from capture.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from web.domain_messages import translate_message
+from web.i18n import gettext_noop as N_
+from web.i18n import template_values
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+INTERNAL_ERROR = N_("internal error; the failure is logged")
+# Fixed messages of the domain layer and of aiohttp's HTTP errors that reach
+# pages; marked here so that the catalogue holds their translations.
+PAGE_MESSAGES = (
+    N_("this page needs the admin role"),
+    N_("recording file not found"),
+    N_("name is empty"),
+    N_("another user has this phone number"),
+    N_("team name must be 1 to 200 characters"),
+    N_("Not Found"),
+    N_("Method Not Allowed"),
+    N_("Forbidden"),
+    N_("Bad Request"),
+    N_("Request Entity Too Large"),
+)
 MACHINE_PREFIXES = ("/api/", "/twilio/", "/email/", "/healthz")
 
 
@@ -30,9 +48,15 @@ def render_error(
         if field:
             body["field"] = field
         return web.json_response(body, status=status)
-    response = aiohttp_jinja2.render_template(
-        "error.html", request, {"status": status, "message": message, "field": field}
-    )
+    # Pages show the message translated where the catalogue knows it; logs
+    # and JSON keep the English.
+    context = {
+        **template_values(request),
+        "status": status,
+        "message": translate_message(message),
+        "field": field,
+    }
+    response = aiohttp_jinja2.render_template("error.html", request, context)
     response.set_status(status)
     return response
 
@@ -54,4 +78,4 @@ async def error_middleware(
         return render_error(request, error.status, error.reason)
     except Exception:
         log.exception("%s %r failed", request.method, request.path)
-        return render_error(request, 500, "internal error; the failure is logged")
+        return render_error(request, 500, INTERNAL_ERROR)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from capture.access import Viewer
 from capture.db import Database
+from capture.models import User
 from capture.settings import Settings
 from capture.worker import Worker
 from capture.writer import BatchWriter
@@ -15,3 +17,8 @@ DATABASE = web.AppKey("database", Database)
 WRITER = web.AppKey("writer", BatchWriter)
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", TwilioWebhooks)
+
+# The logged-in user of a request and their access scope, set by the auth
+# middleware.
+USER = web.RequestKey("user", User)
+VIEWER = web.RequestKey("viewer", Viewer)

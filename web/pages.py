@@ -24,7 +24,7 @@ from capture.queries import (
 )
 from capture.queries import search_customers as find_customers
 from reports.periods import parse_range
-from reports.reps import format_money, rep_summaries
+from reports.reps import rep_summaries
 from web.access import user_of, viewer_of
 from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
@@ -96,9 +96,8 @@ async def customer(request: web.Request) -> dict[str, Any]:
         plans = await customer_plans(session, customer_id)
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
-    zone = request.app[SETTINGS].zone
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
-    return {**context, "media": media, "zone": zone}
+    return {**context, "media": media}
 
 
 @routes.get("/calls/{call_sid}")
@@ -108,7 +107,7 @@ async def call(request: web.Request) -> dict[str, Any]:
         detail = await call_detail(
             session, viewer_of(request), request.match_info["call_sid"]
         )
-    return {"detail": detail, "zone": request.app[SETTINGS].zone}
+    return {"detail": detail}
 
 
 @routes.get("/recordings/{recording_sid}.wav")
@@ -156,4 +155,4 @@ async def reps(request: web.Request) -> dict[str, Any]:
     period = parse_range(first, last, settings.zone)
     async with request.app[DATABASE].reads() as session:
         summaries = await rep_summaries(session, period, viewer_of(request))
-    return {"period": period, "summaries": summaries, "money": format_money}
+    return {"period": period, "summaries": summaries}
