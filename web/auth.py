@@ -31,8 +31,8 @@ from web.keys import DATABASE, SETTINGS, USER, VIEWER
 COOKIE_NAME = "touchline_session"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
 PUBLIC_PREFIXES = ("/twilio/", "/email/", "/static/")
-# Paths that work without a login but know the user when there is one: the
-# language switch serves the login page too.
+# Paths that work without a login but load the user when there is one,
+# because the language switch also serves the login page.
 OPTIONAL_LOGIN_PATHS = frozenset({"/account/language"})
 
 # Keys of the session cookie's data.

@@ -1,7 +1,7 @@
 """Translations of the domain layer's error messages for pages.
 
 `capture` builds English messages with values in them ("customer 7 not
-found") and knows nothing of languages; the API sends them as they are.
+found") without regard to language, and the API sends them unchanged.
 Before a page shows one, `translate_message` matches it against the
 patterns below and fills the translated sentence with the same values. A
 message that matches no pattern is looked up whole in the catalogue, and

@@ -4,7 +4,7 @@ Catalogues are the `.po` files under `web/locale`, compiled in memory when
 first needed, so no binary `.mo` file is kept in the repository. A page's
 locale is the logged-in user's `locale`; an anonymous page (the login form)
 takes the `touchline_lang` cookie, then the Accept-Language header, then
-English. JSON and webhook answers are always English.
+English. JSON and webhook responses are always English.
 
 Templates call `_()`, `gettext()` and `ngettext()` through the Jinja i18n
 extension; those callables read the translations from the render context,
@@ -47,7 +47,7 @@ LOCALES = {"en": "English", "zh_Hans": "简体中文"}
 COOKIE_NAME = "touchline_lang"
 # A year: the choice outlives sessions, and it only picks a language.
 COOKIE_MAX_AGE = 365 * 24 * 3600
-# Answers to machines stay English whatever the caller's language.
+# Responses to machines stay English whatever the caller's language.
 MACHINE_PREFIXES = ("/api/", "/twilio/", "/email/", "/healthz", "/metrics")
 # The HTML `lang` attribute (BCP 47) of each locale.
 HTML_LANG = {"en": "en", "zh_Hans": "zh-Hans"}
