@@ -164,6 +164,11 @@ async def client(
     return await start_client(aiohttp_client, create_app(settings, run_worker=False))
 
 
+def wrong_token(token: str) -> str:
+    """A CSRF token that differs from `token` in its first character."""
+    return ("y" if token.startswith("x") else "x") + token[1:]
+
+
 def csrf_of(html: str) -> str:
     found = CSRF_FIELD.search(html)
     assert found is not None, "no CSRF token in the page"

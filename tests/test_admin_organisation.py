@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ADMIN_EMAIL, login
+from conftest import ADMIN_EMAIL, login, wrong_token
 from sqlalchemy import select
 
 from capture.db import Database
@@ -223,7 +223,7 @@ async def test_organisation_forms_need_csrf(
     token = await login(client, ADMIN_EMAIL)
 
     missing = await client.post(path, data=form)
-    wrong = await client.post(path, data={**form, "csrf_token": "x" + token[1:]})
+    wrong = await client.post(path, data={**form, "csrf_token": wrong_token(token)})
 
     assert missing.status == 403
     assert wrong.status == 403

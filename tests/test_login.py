@@ -15,6 +15,7 @@ from conftest import (
     make_settings,
     post_signed,
     start_client,
+    wrong_token,
 )
 from sqlalchemy import select
 from twilio_params import call_status, new_sid
@@ -261,7 +262,7 @@ async def test_csrf_missing_or_wrong_rejected(client: Any, database: Database) -
     )
     token = await login(client, ADMIN_EMAIL)
     wrong = await client.post(
-        "/admin/users/2/deactivate", data={"csrf_token": "x" + token[1:]}
+        "/admin/users/2/deactivate", data={"csrf_token": wrong_token(token)}
     )
     header = await client.post(
         "/logout", headers={"X-CSRF-Token": "wrong"}, allow_redirects=False
