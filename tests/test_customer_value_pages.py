@@ -190,3 +190,14 @@ async def test_fields_admin_for_managers_and_admins_only(client: Any) -> None:
     page = await client.get("/admin/fields")
 
     assert page.status == 403
+
+
+async def test_value_page_linked_from_customer_and_menu(
+    client: Any, harbor_id: int
+) -> None:
+    await login(client, MIA)
+
+    customer = await (await client.get(f"/customers/{harbor_id}")).text()
+
+    assert f'href="/customers/{harbor_id}/value"' in customer
+    assert 'href="/admin/fields"' in customer
