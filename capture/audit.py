@@ -31,6 +31,7 @@ TEAM_CREATED = "team_created"
 TEAM_RENAMED = "team_renamed"
 NUMBER_ADDED = "number_added"
 NUMBER_REMOVED = "number_removed"
+SETTING_CHANGED = "setting_changed"
 
 ACTIONS = (
     LOGIN,
@@ -49,6 +50,7 @@ ACTIONS = (
     TEAM_RENAMED,
     NUMBER_ADDED,
     NUMBER_REMOVED,
+    SETTING_CHANGED,
 )
 
 

@@ -576,3 +576,17 @@ class CustomFieldValue(Base):
     number_value: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     date_value: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RuntimeSetting(Base):
+    """A setting an admin changed from the settings page; it overrides the file."""
+
+    __tablename__ = "runtime_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The value as JSON, parsed by the setting's own rules when read.
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -124,7 +124,15 @@ def expected(role: str, seeded: Seeded) -> Expected:
 
 
 ROLES = list(EMAILS)
-ADMIN_PAGES = ("/admin/users", "/admin/audit", "/admin/teams", "/admin/numbers")
+ADMIN_PAGES = (
+    "/admin/users",
+    "/admin/audit",
+    "/admin/teams",
+    "/admin/numbers",
+    "/admin/settings",
+)
+# Roles that define custom fields: managers and admins.
+FIELD_DEFINERS = ("manager", "admin")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -160,6 +168,16 @@ async def test_access_pages(client: Any, seeded: Seeded, role: str) -> None:
     for path in ADMIN_PAGES:
         admin_page = await client.get(path)
         assert admin_page.status == (200 if want.admin else 403), path
+    fields_page = await client.get("/admin/fields")
+    assert fields_page.status == (200 if role in FIELD_DEFINERS else 403)
+    for number in range(1, len(CUSTOMERS) + 1):
+        value = await client.get(f"/customers/{number}/value")
+        visible = number in want.customers
+        assert value.status == (200 if visible else 404), number
+        if visible:
+            # Ops read the value page but get no forms to change it.
+            has_form = f'action="/customers/{number}/value"' in await value.text()
+            assert has_form == (role != "ops"), number
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -189,6 +207,30 @@ async def test_access_api(client: Any, seeded: Seeded, role: str) -> None:
     assert {row["rep"] for row in rows} == want.reps & {ANA.name, CHEN.name}
     audit = await get("/api/v1/audit")
     assert audit.status == (200 if want.admin else 403)
+    for number in range(1, len(CUSTOMERS) + 1):
+        value = await get(f"/api/v1/customers/{number}/value")
+        assert value.status == (200 if number in want.customers else 404), number
+        changed = await client.patch(
+            f"/api/v1/customers/{number}/value",
+            json={"judgement": "uncertain"},
+            headers=headers,
+        )
+        if number not in want.customers:
+            assert changed.status == (403 if role == "ops" else 404), number
+        else:
+            assert changed.status == (403 if role == "ops" else 200), number
+    fields = await client.post(
+        "/api/v1/custom-fields",
+        json={"key": f"k_{role.replace(' ', '_')}", "label": "x", "kind": "text"},
+        headers=headers,
+    )
+    assert fields.status == (201 if role in FIELD_DEFINERS else 403)
+    imported = await client.post(
+        "/api/v1/imports/activities",
+        data=b"external_id,occurred_at,channel\n",
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+    assert imported.status == (200 if want.admin else 403)
 
 
 def error_of(html: str) -> str:

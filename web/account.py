@@ -22,13 +22,14 @@ from web.i18n import gettext as _
 from web.i18n import gettext_noop as N_
 from web.inputs import form_text
 from web.keys import DATABASE, SETTINGS, USER
+from web.runtime import current_settings
 
 routes = web.RouteTableDef()
 HOME = "/customers"
 
 
-def login_policy(request: web.Request) -> LoginPolicy:
-    settings = request.app[SETTINGS]
+async def login_policy(request: web.Request) -> LoginPolicy:
+    settings = await current_settings(request)
     return LoginPolicy(settings.login_max_failures, settings.login_lockout_seconds)
 
 
@@ -80,7 +81,7 @@ async def login(request: web.Request) -> web.Response:
         request.app[DATABASE].writes,
         email,
         password,
-        login_policy(request),
+        await login_policy(request),
         remote=remote_of(request),
     )
     if result.user is None:
@@ -144,7 +145,7 @@ async def change_password(request: web.Request) -> web.Response:
         request.app[DATABASE].writes,
         user,
         current,
-        login_policy(request),
+        await login_policy(request),
         remote=remote_of(request),
     )
     if checked.user is None:

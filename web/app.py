@@ -31,6 +31,7 @@ from web import (
     inbox,
     labels,
     pages,
+    settings_admin,
     values_api,
 )
 from web.access import template_context
@@ -44,6 +45,7 @@ from web.inputs import input_middleware
 from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
 from web.metrics import metrics
 from web.organisation import routes as organisation_routes
+from web.runtime import RUNTIME, RuntimeSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app[DATABASE] = database
     app[WRITER] = writer
     app[WORKER] = worker
+    app[RUNTIME] = RuntimeSettings(settings, database)
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("web", "templates"),
@@ -119,6 +122,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)
+    app.router.add_routes(settings_admin.routes)
     app.router.add_routes(account.routes)
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)

@@ -26,7 +26,8 @@ from capture.models import User
 from capture.settings import Settings
 from web.csrf import csrf_token
 from web.errors import Handler, render_error
-from web.keys import DATABASE, SETTINGS, USER, VIEWER
+from web.keys import DATABASE, USER, VIEWER
+from web.runtime import current_settings
 
 COOKIE_NAME = "touchline_session"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login"})
@@ -128,7 +129,7 @@ async def _session_user(request: web.Request) -> User | None:
     user_id = session.get(USER_ID)
     if not isinstance(user_id, int):
         return None
-    settings = request.app[SETTINGS]
+    settings = await current_settings(request)
     now = time.time()
     login_at = float(session.get(LOGIN_AT, 0))
     seen_at = float(session.get(SEEN_AT, 0))

@@ -26,6 +26,7 @@ from capture.queries import get_customer, parse_id
 from web.access import viewer_of
 from web.inputs import CONTROL, form_text
 from web.keys import DATABASE, SETTINGS
+from web.runtime import current_settings
 from web.values_api import EDITORS, FIELD_DEFINERS
 
 routes = web.RouteTableDef()
@@ -117,7 +118,7 @@ async def change_value(request: web.Request) -> web.Response:
         for name, value in entered.items()
         if name.startswith("field.")
     }
-    settings = request.app[SETTINGS]
+    settings = await current_settings(request)
     try:
         async with transaction(request.app[DATABASE].writes) as session:
             customer = await get_customer(session, viewer, customer_id)

@@ -78,6 +78,7 @@ LABELS = {
     "team_renamed": N_("team renamed"),
     "number_added": N_("number added"),
     "number_removed": N_("number removed"),
+    "setting_changed": N_("setting changed"),
     # Audit target types.
     "user": N_("user"),
     "recording": N_("recording"),

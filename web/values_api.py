@@ -23,6 +23,7 @@ from capture.models import Customer, CustomField
 from capture.queries import get_customer, parse_id
 from web.access import viewer_of
 from web.keys import DATABASE, SETTINGS
+from web.runtime import current_settings
 
 routes = web.RouteTableDef()
 # Roles that may change customers' data.
@@ -125,7 +126,7 @@ async def patch_value(request: web.Request) -> web.Response:
             customer,
             document,
             user_id=viewer.user_id,
-            default_currency=settings.currency,
+            default_currency=(await current_settings(request)).currency,
         )
         await values.update_field_values(
             session, customer, fields, user_id=viewer.user_id
