@@ -145,7 +145,13 @@ async def list_calls(
         select(Call, Activity)
         .join(Activity, Call.activity_id == Activity.id)
         .where(visible_calls(viewer), *_filter_conditions(filters))
-        .options(selectinload(Activity.rep), selectinload(Activity.customer))
+        .options(
+            selectinload(Activity.rep),
+            selectinload(Activity.customer),
+            # The unmatched party of a touch is read from its call or message.
+            selectinload(Activity.call),
+            selectinload(Activity.message),
+        )
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit + 1)
     )

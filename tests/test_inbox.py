@@ -198,3 +198,13 @@ async def test_home_page_attach_form(
     assert f'<option value="{shared_number[0]}">Pier 9 Logistics</option>' in html
     # Only the touch with a number offers to add it to the customer.
     assert html.count('name="add_number"') == 1
+
+
+async def test_calls_list_shows_unmatched_call(client: Any, database: Database) -> None:
+    await call_from(client, "+266696687")
+    await login(client, "ada@demo.touchline.test")
+
+    page = await client.get("/calls")
+
+    assert page.status == 200
+    assert "Withheld number" in await page.text()

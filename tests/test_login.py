@@ -391,3 +391,20 @@ async def test_machine_endpoints_start_no_session(client: Any) -> None:
     for response in (webhook, health, metrics, api):
         assert "Set-Cookie" not in response.headers
     assert not client.session.cookie_jar.filter_cookies(client.make_url("/"))
+
+
+async def test_logout_ends_copied_session(client: Any) -> None:
+    await login(client, ANA_EMAIL)
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    copied = cookies["touchline_session"].value
+    page = await client.get("/account/password")
+
+    await client.post("/logout", data={"csrf_token": csrf_of(await page.text())})
+    replayed = await client.get(
+        "/customers",
+        headers={"Cookie": f"touchline_session={copied}"},
+        allow_redirects=False,
+    )
+
+    assert replayed.status == 303
+    assert replayed.headers["Location"].startswith("/login")

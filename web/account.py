@@ -7,12 +7,14 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
+from sqlalchemy import update
 
 from capture import audit
 from capture.accounts import get_user, set_password
 from capture.db import transaction
 from capture.errors import InvalidInput
 from capture.logins import LoginPolicy, authenticate, verify_current_password
+from capture.models import User
 from capture.passwords import MIN_LENGTH, check_new_password, hash_password_async
 from web.access import user_of
 from web.auth import VERSION, end_session, remote_of, start_session
@@ -106,6 +108,13 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     user = user_of(request)
     async with transaction(request.app[DATABASE].writes) as session:
+        # Sessions live in the cookie, so a copy of it would outlive a plain
+        # logout; raising the version ends every session of the user.
+        await session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(session_version=User.session_version + 1)
+        )
         audit.record(
             session,
             audit.LOGOUT,
