@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import (
     ADMIN_EMAIL,
@@ -396,15 +397,16 @@ async def test_machine_endpoints_start_no_session(client: Any) -> None:
 async def test_logout_ends_copied_session(client: Any) -> None:
     await login(client, ANA_EMAIL)
     cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
-    copied = cookies["touchline_session"].value
+    copied = {"Cookie": f"touchline_session={cookies['touchline_session'].value}"}
     page = await client.get("/account/password")
 
-    await client.post("/logout", data={"csrf_token": csrf_of(await page.text())})
-    replayed = await client.get(
-        "/customers",
-        headers={"Cookie": f"touchline_session={copied}"},
-        allow_redirects=False,
-    )
+    # A client of its own, so only the copied cookie is sent.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as other:
+        url = client.make_url("/customers")
+        before = await other.get(url, headers=copied, allow_redirects=False)
+        await client.post("/logout", data={"csrf_token": csrf_of(await page.text())})
+        after = await other.get(url, headers=copied, allow_redirects=False)
 
-    assert replayed.status == 303
-    assert replayed.headers["Location"].startswith("/login")
+    assert before.status == 200
+    assert after.status == 303
+    assert after.headers["Location"].startswith("/login")
