@@ -41,6 +41,9 @@ CALIBRATION_FIELDS = (
     "expected_currency",
 )
 MAX_TEXT = 1000
+# Control characters; a note may keep tabs and line breaks, a name may not.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+LINE_BREAKS = re.compile(r"[\t\n\r]")
 MAX_CHOICES = 100
 KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CURRENCY = re.compile(r"[A-Z]{3}")
@@ -195,7 +198,8 @@ async def add_milestone(
     note: str,
     user_id: int | None,
 ) -> Milestone:
-    title = title.strip()
+    title = _plain(title.strip(), "title")
+    note = _plain(note, "note", lines=True)
     if not title:
         raise InvalidInput("title is missing", "title")
     if len(title) > 200:
@@ -232,7 +236,7 @@ async def define_field(
             "(starting with a letter, at most 64)",
             "key",
         )
-    label = label.strip()
+    label = _plain(label.strip(), "label")
     if not label or len(label) > 200:
         raise InvalidInput("label must have 1 to 200 characters", "label")
     if kind not in FIELD_KINDS:
@@ -264,7 +268,7 @@ def _choices(choices: list[str], kind: str) -> list[str]:
         if choices:
             raise InvalidInput("only a choice field has choices", "choices")
         return []
-    cleaned = [str(choice).strip() for choice in choices]
+    cleaned = [_plain(str(choice).strip(), "choices") for choice in choices]
     if not cleaned or any(not choice for choice in cleaned):
         raise InvalidInput("a choice field needs non-empty choices", "choices")
     if len(cleaned) > MAX_CHOICES or any(len(c) > 200 for c in cleaned):
@@ -307,7 +311,6 @@ async def update_field_values(
     for key in changes:
         if key not in fields:
             raise InvalidInput(f"{key} is not a custom field", key)
-    parsed = {key: _field_value(fields[key], value) for key, value in changes.items()}
     current = {
         row.field_id: row
         for row in (
@@ -317,6 +320,12 @@ async def update_field_values(
                 )
             )
         ).all()
+    }
+    # An empty value for a required field that has none yet is no change, so
+    # a form that sends every field can still save the others.
+    parsed = {
+        key: _field_value(fields[key], value, has_value=fields[key].id in current)
+        for key, value in changes.items()
     }
     changed = []
     for key, value in parsed.items():
@@ -352,14 +361,16 @@ async def missing_required(session: AsyncSession, customer_id: int) -> list[str]
 FieldValue = tuple[str, Decimal | None, date | None]
 
 
-def _field_value(field: CustomField, raw: Any) -> FieldValue | None:
+def _field_value(
+    field: CustomField, raw: Any, *, has_value: bool = True
+) -> FieldValue | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        if field.required:
+        if field.required and has_value:
             raise InvalidInput(f"{field.key} is required", field.key)
         return None
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise InvalidInput(f"{field.key} is not a text, number or date", field.key)
-    text = str(raw).strip()
+    text = _plain(str(raw).strip(), field.key, lines=field.kind == "text")
     if field.kind == "text":
         if len(text) > MAX_TEXT:
             raise InvalidInput(
@@ -418,6 +429,13 @@ async def milestones(session: AsyncSession, customer_id: int) -> list[Milestone]
     return list((await session.scalars(query)).all())
 
 
+def _plain(text: str, name: str, *, lines: bool = False) -> str:
+    """Return `text`, or raise if it holds control characters."""
+    if CONTROL.search(text) or (not lines and LINE_BREAKS.search(text)):
+        raise InvalidInput(f"{name} contains control characters", name)
+    return text
+
+
 def _choice(value: Any, allowed: tuple[str, ...], name: str) -> str | None:
     if value is None or value == "":
         return None
@@ -448,8 +466,8 @@ def _amount(value: Any, name: str) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidInput(f"{name} is not a number", name)
     text = str(value).strip().replace(",", "")
-    if len(text) > 40:
-        raise InvalidInput(f"{name} is not a number", name)
+    if len(text) > 40 or not text.isascii():
+        raise InvalidInput(f"{name} {str(value)[:40]!r} is not a number", name)
     try:
         number = Decimal(text)
     except InvalidOperation:

@@ -394,3 +394,85 @@ async def test_custom_field_search_respects_access(
     )
 
     assert (await response.json())["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "milestones",
+            {"title": "a\u0000b", "occurred_at": "2026-11-30T10:00:00Z"},
+            "title",
+        ),
+        (
+            "milestones",
+            {"title": "ok", "note": "n\u2028", "occurred_at": "2026-11-30T10:00:00Z"},
+            "note",
+        ),
+        ("fields", {"key": "k1", "label": "L\u0007", "kind": "text"}, "label"),
+        (
+            "fields",
+            {"key": "k2", "label": "L", "kind": "choice", "choices": ["a\u0000"]},
+            "choices",
+        ),
+    ],
+)
+async def test_api_text_control_characters_rejected(
+    client: Any,
+    tokens: dict[str, str],
+    harbor_id: int,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    url = (
+        f"/api/v1/customers/{harbor_id}/milestones"
+        if path == "milestones"
+        else "/api/v1/custom-fields"
+    )
+
+    response = await client.post(url, json=body, headers=bearer(tokens[ADA]))
+
+    assert response.status == 400
+    assert (await response.json())["field"] == field
+
+
+async def test_field_value_control_characters_rejected(
+    client: Any, tokens: dict[str, str], harbor_id: int
+) -> None:
+    await define(client, tokens[MIA], {"key": "memo", "label": "Memo", "kind": "text"})
+    await define(
+        client, tokens[MIA], {"key": "seats", "label": "Seats", "kind": "number"}
+    )
+
+    nul = await patch(client, tokens[ANA], harbor_id, {"fields": {"memo": "a\u0000b"}})
+    lines = await patch(client, tokens[ANA], harbor_id, {"fields": {"memo": "a\nb"}})
+    wide = await patch(client, tokens[ANA], harbor_id, {"fields": {"seats": "１２"}})
+
+    assert nul.status == 400
+    assert (await nul.json())["field"] == "memo"
+    assert lines.status == 200
+    assert wide.status == 400
+    assert (await wide.json())["field"] == "seats"
+
+
+async def test_empty_required_field_does_not_block_others(
+    client: Any, tokens: dict[str, str], harbor_id: int
+) -> None:
+    await define(
+        client,
+        tokens[MIA],
+        {"key": "industry", "label": "Industry", "kind": "text", "required": True},
+    )
+
+    response = await patch(
+        client,
+        tokens[ANA],
+        harbor_id,
+        {"judgement": "valuable", "fields": {"industry": ""}},
+    )
+
+    assert response.status == 200
+    value = await response.json()
+    assert value["judgement"] == "valuable"
+    assert value["missing_required"] == ["industry"]
