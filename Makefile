@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_CONFIG := touchline.demo.toml
+PORT ?= 8080
 
 .PHONY: install run test lint format typecheck messages bench clean
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 run: install
-	$(BIN)/touchline --config $(DEMO_CONFIG) serve --demo --host 127.0.0.1 --port 8080
+	$(BIN)/touchline --config $(DEMO_CONFIG) serve --demo --host 127.0.0.1 --port $(PORT)
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

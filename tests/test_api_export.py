@@ -118,6 +118,28 @@ async def test_api_activities_stream(client: Any, token: str) -> None:
     assert item["rep"] == ANA.email
 
 
+async def test_api_activities_cursor_pasted_as_is(client: Any, token: str) -> None:
+    for sequence in (1, 2):
+        params = call_status(
+            new_sid("CA"), "ringing", sequence, caller=ANA.phone, called=HARBOR.phone
+        )
+        await post_signed(client, "/twilio/voice/status", params)
+    first = await client.get(
+        "/api/v1/customers/1/activities?limit=1", headers=bearer(token)
+    )
+    cursor = (await first.json())["next"]
+
+    # A script that glues the cursor into the URL without escaping it.
+    second = await client.get(
+        f"/api/v1/customers/1/activities?limit=1&cursor={cursor}",
+        headers=bearer(token),
+    )
+
+    assert cursor.endswith("Z_" + cursor.rsplit("_", 1)[1])
+    assert second.status == 200, await second.text()
+    assert len((await second.json())["items"]) == 1
+
+
 async def seed_export(client: Any, database: Database) -> None:
     answered = call_status(
         "CA" + "1" * 32,

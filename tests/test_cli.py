@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import AUTH_TOKEN, SECRET_KEY, login
 from test_api_export import EXPECTED_CSV, seed_export
+
+from capture.settings import load_settings
+from web.cli import _demo_settings
 
 TOUCHLINE = str(Path(sys.executable).with_name("touchline"))
 
@@ -208,3 +212,25 @@ async def test_cli_user_password_logs_in(
     assert "password is shorter than 10 characters" in short.stderr
     assert added.returncode == 0, added.stderr
     assert token
+
+
+@pytest.mark.parametrize(
+    ("public_url", "port", "expected"),
+    [
+        ("http://127.0.0.1:8080", 18080, "http://127.0.0.1:18080"),
+        ("http://localhost:8080", 8081, "http://localhost:8081"),
+        ("http://127.0.0.1:8080", 8080, "http://127.0.0.1:8080"),
+        ("https://crm.example.test", 18080, "https://crm.example.test"),
+    ],
+)
+def test_demo_signs_for_served_port(public_url: str, port: int, expected: str) -> None:
+    settings = load_settings(
+        environ={},
+        overrides={
+            "public_url": public_url,
+            "twilio_auth_token": "x",
+            "secret_key": "k" * 40,
+        },
+    )
+
+    assert _demo_settings(settings, port).public_url == expected

@@ -87,7 +87,9 @@ async def activities(request: web.Request) -> web.Response:
     following = None
     if len(found) > limit:
         last = page[-1]
-        following = f"{last.occurred_at.isoformat()}_{last.id}"
+        # UTC with Z, so the cursor needs no escaping in a query string.
+        moment = last.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        following = f"{moment}_{last.id}"
     items = [activity_json(activity, settings.zone) for activity in page]
     return web.json_response({"items": items, "next": following})
 

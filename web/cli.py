@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import signal
@@ -12,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -174,6 +176,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    if args.demo:
+        settings = _demo_settings(settings, args.port)
     migrate.upgrade(settings.database_url)
     app = create_app(settings)
     if args.demo:
@@ -205,6 +209,21 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _demo_settings(settings: Settings, port: int) -> Settings:
+    """Sign the demo's webhooks for the port it serves on.
+
+    The demo acts as Twilio against itself on loopback, so a loopback
+    `public_url` must carry the port actually served, or every simulated
+    webhook would fail its signature check.
+    """
+    parts = urlsplit(settings.public_url)
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port == port:
+        return settings
+    public_url = f"{parts.scheme}://{parts.hostname}:{port}"
+    log.info("demo: public_url is %s to match --port", public_url)
+    return dataclasses.replace(settings, public_url=public_url)
 
 
 def _demo_context(
