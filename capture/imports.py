@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -75,8 +75,14 @@ class ImportResult:
 
 def read_csv(text: str, zone: tzinfo, default_region: str) -> list[ImportRow]:
     """Parse and check every row; raise InvalidInput naming the line and column."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    header = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as error:
+        raise InvalidInput(f"line 1: {error}", "file") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InvalidInput(f"column {repeated[0]!r} repeats in the header", repeated[0])
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
         raise InvalidInput(f"unknown column {unknown[0]!r} in the header", unknown[0])
@@ -85,7 +91,7 @@ def read_csv(text: str, zone: tzinfo, default_region: str) -> list[ImportRow]:
             raise InvalidInput(f"the header has no {name} column", name)
     rows: list[ImportRow] = []
     seen: dict[str, int] = {}
-    for record in reader:
+    for record in _records(reader):
         line = reader.line_num
         if len(rows) >= MAX_ROWS:
             raise InvalidInput(f"the file has more than {MAX_ROWS} rows", "file")
@@ -100,6 +106,18 @@ def read_csv(text: str, zone: tzinfo, default_region: str) -> list[ImportRow]:
         seen[row.external_key] = line
         rows.append(row)
     return rows
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    """The reader's rows; a quoting error names its line."""
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InvalidInput(f"line {reader.line_num}: {error}", "file") from None
+        yield record
 
 
 def _row(

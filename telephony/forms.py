@@ -60,6 +60,14 @@ def required(form: Mapping[str, str], name: str, max_length: int = 320) -> str:
     return value
 
 
+def party(form: Mapping[str, str], name: str) -> str:
+    """Read `From` or `To`: a number, `client:` or `sip:` party, on one line."""
+    value = required(form, name)
+    if any(character in value for character in "\t\n\r"):
+        raise InvalidInput(f"{name} contains control characters", field=name)
+    return value
+
+
 def optional(form: Mapping[str, str], name: str, max_length: int = 320) -> str | None:
     value = single(form, name).strip()
     if not value:

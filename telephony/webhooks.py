@@ -171,8 +171,8 @@ def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
     return calls.CallStatusEvent(
         call_sid=_sid(form, "CallSid", "CA"),
         parent_call_sid=forms.sid(form, "ParentCallSid", "CA", needed=False),
-        from_party=forms.required(form, "From"),
-        to_party=forms.required(form, "To"),
+        from_party=forms.party(form, "From"),
+        to_party=forms.party(form, "To"),
         status=forms.choice(form, "CallStatus", calls.CALL_STATUSES),
         twilio_direction=forms.required(form, "Direction", 16),
         sequence_number=forms.integer(form, "SequenceNumber", default=0) or 0,
@@ -220,8 +220,8 @@ def parse_message(
         status = forms.choice(form, status_field, MESSAGE_STATUSES)
     return messages.MessageStatusEvent(
         message_sid=_message_sid(form),
-        from_party=forms.required(form, "From"),
-        to_party=forms.required(form, "To"),
+        from_party=forms.party(form, "From"),
+        to_party=forms.party(form, "To"),
         status=status,
         occurred_at=utcnow(),
         body=_body(form),

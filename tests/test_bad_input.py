@@ -285,3 +285,19 @@ async def test_status_stale_final_keeps_talk_time(
     assert call.answered_at is not None
     assert call.ended_at is not None
     assert call.ended_at > call.answered_at
+
+
+@pytest.mark.parametrize("name", ["From", "To"])
+async def test_status_party_with_line_break_rejected(
+    client: Any, database: Database, name: str
+) -> None:
+    params = call_status(
+        new_sid("CA"), "ringing", 1, caller=REPS[0].phone, called=HARBOR.phone
+    )
+    params[name] = params[name] + "\nX-Injected: 1"
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    assert response.status == 400
+    assert (await response.json())["field"] == name
+    assert await stored(database) == 0

@@ -283,3 +283,35 @@ def test_import_command_checks_reps_before_writing(
         ).scalar()
     engine.dispose()
     assert count == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        (
+            "external_id,occurred_at,channel,channel\nx,2026-11-30,chat,note\n",
+            "channel",
+            "repeats",
+        ),
+        (
+            'external_id,occurred_at,channel,summary\nx,2026-11-30,chat,"open\n',
+            "file",
+            "line",
+        ),
+    ],
+)
+async def test_import_malformed_csv_rejected(
+    client: Any,
+    admin_token: str,
+    database: Database,
+    text: str,
+    field: str,
+    message: str,
+) -> None:
+    response = await post_csv(client, admin_token, text)
+
+    assert response.status == 400
+    body = await response.json()
+    assert body["field"] == field
+    assert message in body["error"]
+    assert await imported(database) == []
