@@ -1,5 +1,8 @@
 """The unmatched inbox: touches with no customer, attached by a person.
 
+Adding a phone number to a customer (`add_contact`) also attaches the
+unmatched touches of that number.
+
 A touch waits here when its other party is no customer's: a withheld
 caller, a `sip:` or `client:` party, or a number that several customers
 have. Attaching one gives it the customer and the plan that was open at
@@ -20,7 +23,15 @@ from sqlalchemy.orm import selectinload
 from capture.access import Viewer, visible_activities, visible_customers
 from capture.errors import Forbidden, InvalidInput, NotFound
 from capture.identity import PartyKind, parse_party
-from capture.models import Activity, Call, ContactPoint, Customer, Message
+from capture.models import (
+    Activity,
+    Call,
+    CompanyNumber,
+    ContactPoint,
+    Customer,
+    Message,
+    User,
+)
 from capture.stream import PlanIndex
 
 log = logging.getLogger(__name__)
@@ -98,6 +109,76 @@ async def attach_touch(
         number is not None,
     )
     return Attached(customer.id, tuple(a.id for a in attached), number)
+
+
+async def add_contact(
+    session: AsyncSession,
+    viewer: Viewer,
+    customer_id: int,
+    *,
+    kind: str,
+    value: str,
+    label: str,
+    default_region: str,
+) -> list[int]:
+    """Add a phone number or email address to a customer.
+
+    Returns the ids of the unmatched touches of the number that were
+    attached to the customer as a result. A rep's phone or a company number
+    is no customer's number and is refused.
+    """
+    if viewer.role not in ATTACHERS:
+        raise Forbidden("this role can read customers but not change them")
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id, visible_customers(viewer))
+    )
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found", "id")
+    if len(label) > 100:
+        raise InvalidInput("label is longer than 100 characters", "label")
+    if kind == "phone":
+        party = parse_party(value, default_region)
+        if party.kind is not PartyKind.NUMBER:
+            raise InvalidInput(f"value {value[:40]!r} is not a phone number", "value")
+        normalised = party.value
+        await _refuse_own_number(session, normalised)
+    elif kind == "email":
+        normalised = value.strip().lower()
+        if "@" not in normalised or len(normalised) > 320 or " " in normalised:
+            raise InvalidInput(f"value {value[:40]!r} is not an email address", "value")
+    else:
+        raise InvalidInput(f"kind {kind!r} is not phone or email", "kind")
+    exists = await session.scalar(
+        select(ContactPoint.id).where(
+            ContactPoint.customer_id == customer.id,
+            ContactPoint.kind == kind,
+            ContactPoint.value == normalised,
+        )
+    )
+    if exists is not None:
+        raise InvalidInput("the customer already has this contact point", "value")
+    session.add(
+        ContactPoint(
+            customer_id=customer.id, kind=kind, value=normalised, label=label.strip()
+        )
+    )
+    if kind != "phone":
+        await session.flush()
+        return []
+    touches = await _unmatched_of_number(session, viewer, normalised, default_region)
+    if touches:
+        await _attach(session, customer.id, touches)
+    await session.flush()
+    return [touch.id for touch in touches]
+
+
+async def _refuse_own_number(session: AsyncSession, number: str) -> None:
+    if await session.scalar(select(User.id).where(User.phone == number)):
+        raise InvalidInput("this number is a rep's phone, not a customer's", "value")
+    if await session.scalar(
+        select(CompanyNumber.id).where(CompanyNumber.phone == number)
+    ):
+        raise InvalidInput("this number is one of the company's own", "value")
 
 
 async def _unmatched(

@@ -208,3 +208,85 @@ async def test_calls_list_shows_unmatched_call(client: Any, database: Database) 
 
     assert page.status == 200
     assert "Withheld number" in await page.text()
+
+
+async def add_contact(client: Any, customer_id: int, kind: str, value: str) -> Any:
+    page = await client.get(f"/customers/{customer_id}")
+    return await client.post(
+        f"/customers/{customer_id}/contacts",
+        data={
+            "csrf_token": csrf_of(await page.text()),
+            "kind": kind,
+            "value": value,
+            "label": "front desk",
+        },
+        allow_redirects=False,
+    )
+
+
+async def test_added_number_attaches_its_unmatched_touches(
+    client: Any, database: Database, shared_number: list[int]
+) -> None:
+    first = await call_from(client, SHARED)
+    second = await call_from(client, SHARED)
+    harbor = await customer_named(database, HARBOR.name)
+    await login(client, ANA.email)
+
+    response = await add_contact(client, harbor, "phone", "(415) 555-0777")
+
+    assert response.status == 303
+    assert (await activity_of(database, first)).customer_id == harbor
+    assert (await activity_of(database, second)).customer_id == harbor
+    async with database.reads() as session:
+        labels = set(
+            await session.scalars(
+                select(ContactPoint.label).where(
+                    ContactPoint.customer_id == harbor,
+                    ContactPoint.value == SHARED,
+                )
+            )
+        )
+    assert labels == {"front desk"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "field"),
+    [
+        ("phone", ANA.phone, "value"),
+        ("phone", "+14155550100", "value"),
+        ("phone", "call me maybe", "value"),
+        ("email", "no-at-sign", "value"),
+        ("fax", "+14155550777", "kind"),
+        ("phone", HARBOR.phone, "value"),
+    ],
+)
+async def test_added_contact_checked(
+    client: Any, database: Database, kind: str, value: str, field: str
+) -> None:
+    harbor = await customer_named(database, HARBOR.name)
+    await login(client, ANA.email)
+
+    response = await add_contact(client, harbor, kind, value)
+
+    assert response.status == 400
+    assert f"<code>{field}</code>" in await response.text()
+
+
+async def test_added_contact_needs_own_customer(
+    client: Any, database: Database
+) -> None:
+    chens_customer = await customer_named(database, CUSTOMERS[-1].name)
+    await login(client, ANA.email)
+    page = await client.get("/account/password")
+
+    response = await client.post(
+        f"/customers/{chens_customer}/contacts",
+        data={
+            "csrf_token": csrf_of(await page.text()),
+            "kind": "email",
+            "value": "new@example.test",
+            "label": "",
+        },
+    )
+
+    assert response.status == 404

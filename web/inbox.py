@@ -1,4 +1,9 @@
-"""`POST /touches/{id}/attach`: give an unmatched touch its customer from a page."""
+"""Matching touches to customers from the pages.
+
+`POST /touches/{id}/attach` gives an unmatched touch its customer, and
+`POST /customers/{id}/contacts` adds a phone number or email address to a
+customer, which attaches that number's unmatched touches.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from aiohttp import web
 
 from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
-from capture.inbox import attach_touch
+from capture.inbox import add_contact, attach_touch
 from capture.queries import parse_id
 from web.access import viewer_of
 from web.account import safe_next
@@ -37,3 +42,23 @@ async def attach(request: web.Request) -> web.Response:
             default_region=request.app[SETTINGS].default_region,
         )
     raise web.HTTPSeeOther(safe_next(form_text(form, "next", 2000)) or "/")
+
+
+@routes.post("/customers/{id}/contacts")
+async def add_contact_point(request: web.Request) -> web.Response:
+    raw_id = request.match_info["id"]
+    customer_id = parse_id(raw_id)
+    if customer_id is None:
+        raise NotFound(f"customer {raw_id[:20]!r} not found", "id")
+    form = await request.post()
+    async with transaction(request.app[DATABASE].writes) as session:
+        await add_contact(
+            session,
+            viewer_of(request),
+            customer_id,
+            kind=form_text(form, "kind", 10),
+            value=form_text(form, "value", 320),
+            label=form_text(form, "label", 200),
+            default_region=request.app[SETTINGS].default_region,
+        )
+    raise web.HTTPSeeOther(f"/customers/{customer_id}")
