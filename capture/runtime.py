@@ -26,6 +26,7 @@ RUNTIME_KEYS = (
     "login_max_failures",
     "login_lockout_seconds",
     "currency",
+    "retention_days",
 )
 # Shown as set or not set, never as their value.
 SECRET_KEYS = frozenset({"twilio_auth_token", "secret_key", "twilio_shared_keys"})

@@ -51,6 +51,13 @@ def _port(value: Any) -> int:
     return port
 
 
+def _non_negative(value: Any) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise ValueError(f"{number} is negative")
+    return number
+
+
 def _positive(value: Any) -> int:
     number = _integer(value)
     if number <= 0:
@@ -274,6 +281,13 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "retention_days",
+        0,
+        "Days recordings and transcripts are kept; 0 keeps them. Calls and "
+        "touches are never deleted.",
+        _non_negative,
+    ),
+    Setting(
         "worker_concurrency",
         2,
         "Jobs one worker process runs at once; transcriptions still run one at "
@@ -308,6 +322,7 @@ class Settings:
     session_max_seconds: int
     login_max_failures: int
     login_lockout_seconds: int
+    retention_days: int
     worker_concurrency: int
     source: dict[str, str] = field(default_factory=dict, compare=False)
 

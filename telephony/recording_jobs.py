@@ -31,8 +31,11 @@ class RecordingDownloader:
         recording_sid = str(payload["recording_sid"])
         async with self.database.reads() as session:
             recording = (await session.scalars(recording_query(recording_sid))).one()
-        if recording.status == "stored":
-            log.info("recording %s already stored; nothing to do", recording_sid)
+        if recording.status in ("stored", "deleted"):
+            # A recording past retention is not fetched again.
+            log.info(
+                "recording %s is %s; nothing to do", recording_sid, recording.status
+            )
             return
         destination = self.path_for(recording_sid)
         try:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 from sqlalchemy import text
 
+from capture import retention
 from capture.db import Database
 from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
 from capture.settings import Settings
@@ -146,8 +147,13 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
 async def _worker(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(app[WORKER].run(stop), name="worker")
+    keeping = asyncio.create_task(
+        retention.run_periodically(app[DATABASE].writes, app[SETTINGS], stop),
+        name="retention",
+    )
     yield
     stop.set()
+    await keeping
     try:
         await asyncio.wait_for(task, timeout=30)
     except TimeoutError:

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import audit, imports, migrate
+from capture import audit, imports, migrate, retention
 from capture.accounts import (
     add_user,
     create_token,
@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="act as Twilio against a running server")
     simulate.add_arguments(sim)
     sim.set_defaults(run=run_simulate)
+
+    keep = commands.add_parser(
+        "retention",
+        help="delete recordings and transcripts older than retention_days now",
+    )
+    keep.set_defaults(run=run_retention)
 
     importing = commands.add_parser("import", help="imports").add_subparsers(
         required=True, metavar="WHAT"
@@ -283,9 +289,14 @@ def run_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
+        keeping = asyncio.create_task(
+            retention.run_periodically(database.writes, settings, stop)
+        )
         try:
             await worker.run(stop)
         finally:
+            stop.set()
+            await keeping
             await writer.stop()
             await database.dispose()
 
@@ -453,6 +464,29 @@ def run_simulate(args: argparse.Namespace) -> int:
     token = settings.twilio_auth_token if settings else None
     account_sid = settings.twilio_account_sid if settings else None
     return simulate.main_from_args(args, token, account_sid)
+
+
+def run_retention(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    migrate.upgrade(settings.database_url)
+
+    async def keep() -> retention.RetentionResult:
+        database = Database(settings.database_url)
+        try:
+            days = await retention.retention_days(database.writes, settings)
+            return await retention.apply_retention(
+                database.writes, days=days, recordings_dir=settings.recordings_dir
+            )
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(keep())
+    print(
+        f"{result.recordings} recordings past retention: {result.files} files and "
+        f"{result.transcripts} transcripts deleted",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run_import_activities(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ LABELS = {
     "partially_delivered": N_("partially delivered"),
     "read": N_("read"),
     "absent": N_("absent"),
+    "deleted": N_("deleted"),
     "stored": N_("stored"),
     # Transcript speakers.
     "rep": N_("rep"),

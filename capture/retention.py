@@ -1,0 +1,135 @@
+"""Retention: deleting recordings and transcripts older than a set age.
+
+`retention_days` (0 keeps everything) is an admin's setting that can be
+changed while the service runs. A recording older than that loses its
+audio file and its transcript; the call, its touch and its figures stay,
+and the recording row is kept with the status `deleted`, so pages can say
+why there is nothing to play.
+
+The rows are changed and committed first, then the files are deleted. A
+crash in between leaves files that nothing refers to, which the next run
+cannot see but which do no harm; the reverse order could leave rows that
+point at missing audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from capture import runtime
+from capture.db import transaction
+from capture.models import Recording, Transcript, utcnow
+from capture.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DELETED = "deleted"
+# Recordings changed in one transaction at most, so a long backlog never
+# holds the database for long.
+BATCH = 200
+# How often a running service applies retention.
+INTERVAL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    recordings: int
+    transcripts: int
+    files: int
+
+
+async def apply_retention(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    days: int,
+    recordings_dir: Path,
+    now: datetime | None = None,
+) -> RetentionResult:
+    """Delete the audio and transcripts of recordings older than `days`."""
+    if days <= 0:
+        return RetentionResult(0, 0, 0)
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    recordings = transcripts = files = 0
+    while True:
+        async with transaction(sessions) as session:
+            batch = (
+                await session.scalars(
+                    select(Recording)
+                    .where(Recording.created_at < cutoff, Recording.status != DELETED)
+                    .order_by(Recording.id)
+                    .limit(BATCH)
+                )
+            ).all()
+            if not batch:
+                break
+            ids = [recording.id for recording in batch]
+            paths = [r.file_path for r in batch if r.file_path]
+            removed = await session.execute(
+                delete(Transcript).where(Transcript.recording_id.in_(ids))
+            )
+            transcripts += int(getattr(removed, "rowcount", 0) or 0)
+            for recording in batch:
+                recording.status = DELETED
+                recording.file_path = None
+                recording.size_bytes = None
+                recording.updated_at = utcnow()
+        recordings += len(batch)
+        files += sum(_remove(Path(path), recordings_dir) for path in paths)
+    if recordings:
+        log.info(
+            "retention: recordings=%s transcripts=%s files=%s older than %s days",
+            recordings,
+            transcripts,
+            files,
+            days,
+        )
+    return RetentionResult(recordings, transcripts, files)
+
+
+def _remove(path: Path, recordings_dir: Path) -> bool:
+    """Delete a recording's file if it lies inside the recordings folder."""
+    try:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(recordings_dir.resolve()):
+            log.warning("retention: %r is outside the recordings folder; kept", path)
+            return False
+        resolved.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+async def retention_days(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> int:
+    """The setting as it is now, with an admin's change from the settings page."""
+    async with sessions() as session:
+        changed = await runtime.overrides(session)
+    return int(changed.get("retention_days", settings.retention_days))
+
+
+async def run_periodically(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+) -> None:
+    """Apply retention every `INTERVAL_SECONDS` until `stop` is set."""
+    while not stop.is_set():
+        try:
+            days = await retention_days(sessions, settings)
+            await apply_retention(
+                sessions, days=days, recordings_dir=settings.recordings_dir
+            )
+        except Exception:
+            log.exception("retention failed; trying again in an hour")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=INTERVAL_SECONDS)
+        except TimeoutError:
+            continue
