@@ -109,7 +109,7 @@ def _remove(path: Path, recordings_dir: Path) -> bool:
 async def retention_days(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> int:
-    """The setting as it is now, with an admin's change from the settings page."""
+    """Return the setting as it is now, with any change from the settings page."""
     async with sessions() as session:
         changed = await runtime.overrides(session)
     return int(changed.get("retention_days", settings.retention_days))
