@@ -19,7 +19,7 @@ async def load_demo(
 ) -> bool:
     """Add the demo users, numbers and customers; False if already loaded.
 
-    Every demo user gets `password_hash`; with None nobody can log in.
+    Every demo user gets `password_hash`. With None, no demo user can log in.
     """
     first = demo_data.REPS[0].email
     if await session.scalar(select(User.id).where(User.email == first)):

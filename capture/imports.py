@@ -7,8 +7,8 @@ Every row is checked before anything is written, and a file with a bad row
 is rejected whole with the row and column named. A row whose `source` and
 `external_id` were imported before is skipped, so a file can be imported
 again after an error or with new rows appended. A phone number no customer
-has makes a lead, as a call from it would; an unknown email address or a
-number several customers share leaves the touch unmatched.
+has makes a lead, as a call from it would. An unknown email address, or a
+number several customers share, leaves the touch unmatched.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def read_csv(text: str, zone: tzinfo, default_region: str) -> list[ImportRow]:
 
 
 def _records(reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
-    """The reader's rows; a quoting error names its line."""
+    """Yield the reader's rows, naming the line of a quoting error."""
     while True:
         try:
             record = next(reader)
@@ -273,7 +273,7 @@ def _reps(session: Session, rows: list[ImportRow]) -> dict[str, RepRef]:
 def _customers(
     session: Session, rows: Iterable[ImportRow], reps: dict[str, RepRef]
 ) -> dict[int, int | None]:
-    """The customer of each row, by line: by id, then phone, then email."""
+    """Find the customer of each row, by line: by id, then phone, then email."""
     rows = list(rows)
     _check_customer_ids(session, rows)
     phones = [

@@ -53,7 +53,7 @@ MAX_TARGETS = 500
 
 
 async def attach_targets(session: AsyncSession, viewer: Viewer) -> list[Customer]:
-    """The customers the viewer may attach a touch to, by name."""
+    """List the customers the viewer may attach a touch to, by name."""
     query = (
         select(Customer)
         .where(visible_customers(viewer))
@@ -64,7 +64,7 @@ async def attach_targets(session: AsyncSession, viewer: Viewer) -> list[Customer
 
 
 def other_number(activity: Activity, default_region: str) -> str | None:
-    """The E.164 number of the touch's non-rep party, if it has one."""
+    """Return the E.164 number of the touch's non-rep party, if it has one."""
     leg = activity.call or activity.message
     if leg is None:
         return None
@@ -125,7 +125,7 @@ async def add_contact(
 
     Returns the ids of the unmatched touches of the number that were
     attached to the customer as a result. A rep's phone or a company number
-    is no customer's number and is refused.
+    is no customer's number and is rejected.
     """
     if viewer.role not in ATTACHERS:
         raise Forbidden("this role can read customers but not change them")
@@ -141,7 +141,7 @@ async def add_contact(
         if party.kind is not PartyKind.NUMBER:
             raise InvalidInput(f"value {value[:40]!r} is not a phone number", "value")
         normalised = party.value
-        await _refuse_own_number(session, normalised)
+        await _reject_own_number(session, normalised)
     elif kind == "email":
         normalised = value.strip().lower()
         if "@" not in normalised or len(normalised) > 320 or " " in normalised:
@@ -172,7 +172,7 @@ async def add_contact(
     return [touch.id for touch in touches]
 
 
-async def _refuse_own_number(session: AsyncSession, number: str) -> None:
+async def _reject_own_number(session: AsyncSession, number: str) -> None:
     if await session.scalar(select(User.id).where(User.phone == number)):
         raise InvalidInput("this number is a rep's phone, not a customer's", "value")
     if await session.scalar(

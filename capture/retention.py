@@ -2,8 +2,8 @@
 
 `retention_days` (0 keeps everything) is an admin's setting that can be
 changed while the service runs. A recording older than that loses its
-audio file and its transcript; the call, its touch and its figures stay,
-and the recording row is kept with the status `deleted`, so pages can say
+audio file and its transcript. The call, its touch and its figures stay,
+and the recording row is kept with the status `deleted`, so pages show
 why there is nothing to play.
 
 The rows are changed and committed first, then the files are deleted. A
@@ -31,8 +31,8 @@ from capture.settings import Settings
 log = logging.getLogger(__name__)
 
 DELETED = "deleted"
-# Recordings changed in one transaction at most, so a long backlog never
-# holds the database for long.
+# Recordings changed in one transaction at most, so that a long backlog
+# does not lock the database for long.
 BATCH = 200
 # How often a running service applies retention.
 INTERVAL_SECONDS = 3600

@@ -45,7 +45,7 @@ def one_of(
 
 
 def values_of(dialect: str, values: Iterable[Any]) -> Any:
-    """The parameter value for `one_of`."""
+    """Return the parameter value for `one_of`."""
     if dialect == "postgresql":
         return list(values)
     return json.dumps(list(values))
@@ -87,8 +87,8 @@ def insert_rows(
 
     This is the webhook writer's hot path. A statement built and compiled
     by SQLAlchemy for each batch cost several times what SQLite spends
-    running it, so the SQL text is made once for each shape of batch and the
-    values go to the driver with each column type's own bind conversion.
+    running it. So the SQL text is made once for each shape of batch, and
+    the values go to the driver with each column type's bind conversion.
     """
     if not rows:
         return []
@@ -188,7 +188,7 @@ def _check_defaults(table: Table, names: tuple[str, ...]) -> None:
 def _converters(
     dialect: Dialect, table: Table, names: tuple[str, ...]
 ) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
-    """The position and bind conversion of each column that has one."""
+    """Return the position and bind conversion of each column that has one."""
     _check_defaults(table, names)
     found = []
     for index, name in enumerate(names):
@@ -283,7 +283,7 @@ class _Compiled:
 
 
 def utc(value: Any) -> datetime:
-    """A timestamp column read by the driver, as an aware UTC datetime.
+    """Return a timestamp column read by the driver as an aware UTC datetime.
 
     SQLite returns the text SQLAlchemy stored; PostgreSQL a naive datetime.
     """

@@ -286,7 +286,7 @@ async def active_fields(session: AsyncSession) -> list[CustomField]:
 
 
 async def field_values(session: AsyncSession, customer_id: int) -> dict[str, str]:
-    """The customer's custom field values as text, by field key."""
+    """Return the customer's custom field values as text, by field key."""
     query = (
         select(CustomField.key, CustomFieldValue.text_value)
         .join(CustomField, CustomFieldValue.field_id == CustomField.id)
@@ -430,7 +430,7 @@ async def milestones(session: AsyncSession, customer_id: int) -> list[Milestone]
 
 
 def _plain(text: str, name: str, *, lines: bool = False) -> str:
-    """Return `text`, or raise if it holds control characters."""
+    """Return `text`, or raise InvalidInput if it contains control characters."""
     if CONTROL.search(text) or (not lines and LINE_BREAKS.search(text)):
         raise InvalidInput(f"{name} contains control characters", name)
     return text

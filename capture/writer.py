@@ -148,7 +148,7 @@ class BatchWriter:
         try:
             self.loop.call_soon_threadsafe(_deliver, batch, outcomes)
         except RuntimeError:
-            # The loop is closed: nobody is waiting for these results any more.
+            # The loop is closed, so no request is waiting for these results.
             log.warning("event loop closed; %s results not delivered", len(batch))
 
     def _write_batch(self, batch: list[_Item]) -> list[_Outcome]:

@@ -376,8 +376,8 @@ async def test_pages_security_headers(client: Any) -> None:
 
 
 async def test_machine_endpoints_start_no_session(client: Any) -> None:
-    # A webhook, health check or metrics scrape must not be handed a session
-    # cookie: nobody reads it, and each one costs an encryption.
+    # A webhook, health check or metrics scrape must not get a session
+    # cookie, because no client reads it and each one costs an encryption.
     params = call_status(
         new_sid("CA"), "ringing", 1, caller=REPS[0].phone, called=CUSTOMERS[0].phone
     )

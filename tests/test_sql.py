@@ -204,7 +204,7 @@ def test_sqlite_timestamps_bind_as_sqlalchemy_writes_them(moment: datetime) -> N
 
 async def test_prepared_and_insert_on_both_drivers(database: Database) -> None:
     # The writer's driver (pysqlite, psycopg) and the pages' async driver
-    # (aiosqlite, asyncpg) write parameters differently; a statement compiled
+    # (aiosqlite, asyncpg) write parameters differently. A statement compiled
     # for one must not be reused for the other.
     prepared = sql.Prepared(
         lambda dialect: select(CallEvent.call_sid).where(

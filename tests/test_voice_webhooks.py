@@ -409,8 +409,8 @@ async def test_status_late_first_event_moves_touch(
 async def test_status_number_of_two_customers_unmatched(
     client: Any, database: Database
 ) -> None:
-    # The front desk number is on two customers' records: the call cannot be
-    # told apart, so it waits in the unmatched inbox instead of being guessed.
+    # The front desk number is on two customers' records, so the call's
+    # customer is unknown and it waits in the unmatched inbox.
     shared = "+14155550777"
     async with transaction(database.writes) as session:
         for name in ("Pier 9 Logistics", "Pier 9 Storage"):

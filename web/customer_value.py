@@ -20,29 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capture import values
 from capture.access import Viewer
 from capture.db import transaction
-from capture.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from capture.errors import Conflict, DomainError, Forbidden, InvalidInput
 from capture.models import Customer, User
-from capture.queries import get_customer, parse_id
+from capture.queries import get_customer
 from web.access import viewer_of
 from web.inputs import CONTROL, form_text
 from web.keys import DATABASE, SETTINGS
 from web.runtime import current_settings
-from web.values_api import EDITORS, FIELD_DEFINERS
+from web.values_api import EDITORS, FIELD_DEFINERS, customer_id_of
 
 routes = web.RouteTableDef()
 FIELDS = "/admin/fields"
 MAX_INPUT = 1000
-# A milestone is marked by day; it is stored at noon of that day in the
+# A milestone is marked by day. It is stored at noon of that day in the
 # organisation's time zone, so it falls on the same date in every report.
 MILESTONE_TIME = time(12, 0)
-
-
-def _customer_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    number = parse_id(raw)
-    if number is None:
-        raise NotFound(f"customer {raw[:20]!r} not found", "id")
-    return number
 
 
 def _status(error: DomainError | None) -> int:
@@ -99,13 +91,13 @@ async def _value_context(session: AsyncSession, customer: Customer) -> dict[str,
 
 @routes.get("/customers/{id}/value")
 async def value_page(request: web.Request) -> web.Response:
-    return await _value_page(request, viewer_of(request), _customer_id(request))
+    return await _value_page(request, viewer_of(request), customer_id_of(request))
 
 
 @routes.post("/customers/{id}/value")
 async def change_value(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
-    customer_id = _customer_id(request)
+    customer_id = customer_id_of(request)
     if viewer.role not in EDITORS:
         raise Forbidden("this role can read customers but not change them")
     form = await request.post()
@@ -140,7 +132,7 @@ async def change_value(request: web.Request) -> web.Response:
 @routes.post("/customers/{id}/milestones")
 async def mark_milestone(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
-    customer_id = _customer_id(request)
+    customer_id = customer_id_of(request)
     if viewer.role not in EDITORS:
         raise Forbidden("this role can read customers but not change them")
     form = await request.post()

@@ -20,7 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 INTERNAL_ERROR = N_("internal error; the failure is logged")
 # Fixed messages of the domain layer and of aiohttp's HTTP errors that reach
-# pages; marked here so that the catalogue holds their translations.
+# pages. They are marked here so that the catalogue contains their translations.
 PAGE_MESSAGES = (
     N_("this page needs the admin role"),
     N_("recording file not found"),
@@ -48,8 +48,8 @@ def render_error(
         if field:
             body["field"] = field
         return web.json_response(body, status=status)
-    # Pages show the message translated where the catalogue knows it; logs
-    # and JSON keep the English.
+    # Pages show the message translated when the catalogue has it. Logs and
+    # JSON keep the English.
     context = {
         **template_values(request),
         "status": status,

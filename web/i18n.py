@@ -245,14 +245,14 @@ def _zone(context: jinja2.runtime.Context) -> tzinfo | None:
 
 
 def format_moment(value: datetime, zone: tzinfo | None, locale: Locale) -> str:
-    """A date and time in the locale's medium format, with the zone's name."""
+    """Format a date and time in the locale's medium format, with the zone's name."""
     moment = format_datetime(value, "medium", tzinfo=zone, locale=locale)
     name = format_time(value, "z", tzinfo=zone, locale=locale)
     return f"{moment} {name}"
 
 
 def format_seconds(seconds: int, locale: Locale) -> str:
-    """A duration as hours, minutes and seconds in the locale's short units."""
+    """Format a duration as hours, minutes and seconds in the locale's short units."""
     seconds = max(0, int(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, rest = divmod(rest, 60)

@@ -1,7 +1,7 @@
 """`POST /api/v1/imports/activities`: touches from other channels, as CSV.
 
 The body is the CSV that `touchline import activities` reads (docs/imports.md),
-up to the application's 1 MiB body limit; larger files go through the command
+up to the application's 1 MiB body limit. Larger files go through the command
 line, which commits them in parts. Admins only, since imported touches count
 in every rep's figures.
 """

@@ -2,7 +2,7 @@
 
 The figures are counts since the process started: webhooks by endpoint and
 outcome, and the batches and changes the database writer committed. They
-hold no personal data, so the endpoint is open like `/healthz`; a
+hold no personal data, so the endpoint is open like `/healthz`. A
 deployment that exposes the service to the internet can block the path at
 its proxy.
 """

@@ -32,11 +32,12 @@ FIELD_DEFINERS = frozenset({"manager", "admin"})
 MAX_JSON = 64 * 1024
 
 
-def _customer_id(request: web.Request) -> int:
+def customer_id_of(request: web.Request) -> int:
+    """Return the customer id in the path; an id that cannot exist is not found."""
     raw = request.match_info["id"]
     number = parse_id(raw)
     if number is None:
-        raise NotFound(f"customer {raw!r} not found", "id")
+        raise NotFound(f"customer {raw[:20]!r} not found", "id")
     return number
 
 
@@ -105,7 +106,7 @@ async def get_value(request: web.Request) -> web.Response:
     zone = request.app[SETTINGS].zone
     async with request.app[DATABASE].reads() as session:
         customer = await get_customer(
-            session, viewer_of(request), _customer_id(request)
+            session, viewer_of(request), customer_id_of(request)
         )
         return web.json_response(await value_json(session, customer, zone))
 
@@ -120,7 +121,7 @@ async def patch_value(request: web.Request) -> web.Response:
     if not isinstance(fields, dict):
         raise InvalidInput("fields must be an object of key: value", "fields")
     async with transaction(request.app[DATABASE].writes) as session:
-        customer = await get_customer(session, viewer, _customer_id(request))
+        customer = await get_customer(session, viewer, customer_id_of(request))
         await values.update_calibration(
             session,
             customer,
@@ -148,7 +149,7 @@ async def post_milestone(request: web.Request) -> web.Response:
         raise InvalidInput("note must be text", "note")
     occurred_at = _timestamp(document.get("occurred_at"))
     async with transaction(request.app[DATABASE].writes) as session:
-        customer = await get_customer(session, viewer, _customer_id(request))
+        customer = await get_customer(session, viewer, customer_id_of(request))
         milestone = await values.add_milestone(
             session,
             customer,
