@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -199,3 +199,32 @@ async def _owned(session: AsyncSession, job_id: int, worker_id: str) -> Job | No
         log.warning("job %s is no longer held by %s", job_id, worker_id)
         return None
     return job
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    # Jobs by kind and status (queued, running, done, dead).
+    counts: dict[tuple[str, str], int]
+    # Seconds the oldest job of each kind has waited to run, among queued jobs.
+    oldest_queued_seconds: dict[str, float]
+
+
+async def queue_figures(sessions: async_sessionmaker[AsyncSession]) -> QueueFigures:
+    """Counts and waiting times of the job queue, for the metrics endpoint."""
+    now = utcnow()
+    async with sessions() as session:
+        counted = await session.execute(
+            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+        )
+        counts = {(kind, status): int(n) for kind, status, n in counted}
+        waiting = await session.execute(
+            select(Job.kind, func.min(Job.run_after))
+            .where(Job.status == "queued", Job.run_after <= now)
+            .group_by(Job.kind)
+        )
+        oldest = {
+            kind: max(0.0, (now - since).total_seconds())
+            for kind, since in waiting
+            if since is not None
+        }
+    return QueueFigures(counts=counts, oldest_queued_seconds=oldest)

@@ -177,3 +177,36 @@ def test_process_token_detects_reused_pid() -> None:
     assert process_alive(token) is True
     assert process_alive(f"{pid}.{int(start) + 1}") is False
     assert process_alive("99999999.1") is False
+
+
+async def test_queue_figures_count_by_status_and_age(database: Database) -> None:
+    for number in range(3):
+        await queue(database, kind="download", key=f"download:RE{number}")
+    await queue(database, kind="transcribe")
+    async with transaction(database.writes) as session:
+        await session.execute(
+            update(Job)
+            .where(Job.dedupe_key == "download:RE0")
+            .values(run_after=utcnow() - timedelta(seconds=90))
+        )
+        await session.execute(
+            update(Job)
+            .where(Job.dedupe_key == "download:RE2")
+            .values(status="dead", run_after=utcnow() - timedelta(days=1))
+        )
+        await session.execute(
+            update(Job)
+            .where(Job.kind == "transcribe")
+            .values(run_after=utcnow() + timedelta(minutes=5))
+        )
+
+    figures = await jobs.queue_figures(database.reads)
+
+    assert figures.counts == {
+        ("download", "queued"): 2,
+        ("download", "dead"): 1,
+        ("transcribe", "queued"): 1,
+    }
+    # A job waiting for its retry time is not late; a dead job is not waiting.
+    assert set(figures.oldest_queued_seconds) == {"download"}
+    assert 90 <= figures.oldest_queued_seconds["download"] < 120

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from conftest import (
     ADMIN_EMAIL,
     AUTH_TOKEN,
@@ -15,9 +17,10 @@ from conftest import (
     csrf_of,
     free_port,
     make_settings,
+    post_signed,
 )
 from twilio.request_validator import RequestValidator
-from twilio_params import call_status, new_sid
+from twilio_params import call_status, new_sid, recording_status
 
 from capture.demo_data import CUSTOMERS, REPS
 from web.access_log import AccessLog
@@ -94,3 +97,28 @@ async def test_logs_leave_out_numbers(
     for outcome in ("created", "invalid", "forbidden"):
         assert series % outcome in metrics.splitlines()
     assert DIGITS not in metrics
+
+
+async def test_metrics_show_the_job_queue(client: TestClient[Any, Any]) -> None:
+    call_sid = new_sid("CA")
+    recording = recording_status(
+        call_sid,
+        new_sid("RE"),
+        "completed",
+        url="http://127.0.0.1:9/recording",
+        duration=12,
+    )
+    stored = await post_signed(client, "/twilio/voice/recording", recording)
+
+    response = await client.get("/metrics")
+    lines = (await response.text()).splitlines()
+
+    assert stored.status == 204
+    assert 'touchline_jobs{kind="download_recording",status="queued"} 1' in lines
+    ages = [
+        line
+        for line in lines
+        if line.startswith('touchline_job_oldest_queued_seconds{kind="download')
+    ]
+    assert len(ages) == 1
+    assert 0 <= float(ages[0].split()[-1]) < 60

@@ -9,6 +9,7 @@ import getpass
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import audit, imports, migrate, retention
+from capture import audit, backup, imports, migrate, retention
 from capture.accounts import (
     add_user,
     create_token,
@@ -83,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the demo company and simulate a few calls against this server",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no jobs in this process; `touchline worker` processes run them",
+    )
     serve.set_defaults(run=run_serve)
 
     worker = commands.add_parser("worker", help="download and transcription worker")
@@ -142,6 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keep.set_defaults(run=run_retention)
 
+    backup_parser = commands.add_parser(
+        "backup", help="copy the database and stored files into one tar file"
+    )
+    backup_parser.add_argument(
+        "--output",
+        type=Path,
+        help="file to write (default touchline-backup-<UTC time>.tar here)",
+    )
+    backup_parser.set_defaults(run=run_backup)
+    restore = commands.add_parser(
+        "restore", help="restore a backup into data_dir; stop the service first"
+    )
+    restore.add_argument("archive", type=Path, help="a file written by backup")
+    restore.add_argument(
+        "--replace",
+        action="store_true",
+        help="move existing data aside to <data_dir>.before-restore-<time>",
+    )
+    restore.set_defaults(run=run_restore)
+
     importing = commands.add_parser("import", help="imports").add_subparsers(
         required=True, metavar="WHAT"
     )
@@ -185,7 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.demo:
         settings = _demo_settings(settings, args.port)
     migrate.upgrade(settings.database_url)
-    app = create_app(settings)
+    app = create_app(settings, run_worker=not args.no_worker)
     if args.demo:
         app.cleanup_ctx.append(_demo_context(settings, args.port))
     if not _port_free(args.host, args.port):
@@ -484,6 +510,47 @@ def run_retention(args: argparse.Namespace) -> int:
     print(
         f"{result.recordings} recordings past retention: {result.files} files and "
         f"{result.transcripts} transcripts deleted",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    output = args.output or Path(backup.default_name())
+    try:
+        result = backup.create_backup(settings.data_dir, settings.database_url, output)
+    except (OSError, sqlite3.Error) as error:
+        # Nothing is left behind: the archive is renamed into place only when whole.
+        print(f"touchline: backup failed: {error}", file=sys.stderr)
+        return 1
+    if result.database != "sqlite":
+        print(
+            "touchline: the database is not SQLite and is not in the backup; "
+            "copy it with pg_dump (docs/operations.md)",
+            file=sys.stderr,
+        )
+    print(
+        f"backup written to {result.path}: database {result.database}, "
+        f"{result.files} files, {result.bytes} bytes",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    result = backup.restore_backup(
+        args.archive, settings.data_dir, settings.database_url, replace=args.replace
+    )
+    if result.database_restored:
+        # A backup from an older release is brought up to this one's schema.
+        migrate.upgrade(settings.database_url)
+    if result.previous is not None:
+        print(f"earlier data moved to {result.previous}", file=sys.stderr)
+    print(
+        f"restored {result.files} files"
+        + (" and the database" if result.database_restored else ""),
         file=sys.stderr,
     )
     return 0

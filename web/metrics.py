@@ -1,8 +1,10 @@
 """`GET /metrics`: counters in the Prometheus text format, for monitoring.
 
-The figures are counts since the process started: webhooks by endpoint and
-outcome, and the batches and changes the database writer committed. They
-hold no personal data, so the endpoint is open like `/healthz`. A
+Webhooks by endpoint and outcome, and the batches and changes the database
+writer committed, are counts since the process started. The job queue is
+read from the database at each scrape: jobs by kind and status, and how
+long the oldest job ready to run has waited. The figures hold no personal
+data, so the endpoint is open like `/healthz`. A
 deployment that exposes the service to the internet can block the path at
 its proxy.
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.keys import WEBHOOKS, WRITER
+from capture import jobs
+from capture.db import Database
+from web.keys import DATABASE, WEBHOOKS, WRITER
 
 CONTENT_TYPE = "text/plain"
 
@@ -35,6 +39,27 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE touchline_writer_changes_total counter",
         f"touchline_writer_changes_total {writer.items}",
     ]
+    lines += await _queue_lines(request.app[DATABASE])
     return web.Response(
         text="\n".join(lines) + "\n", content_type=CONTENT_TYPE, charset="utf-8"
     )
+
+
+async def _queue_lines(database: Database) -> list[str]:
+    figures = await jobs.queue_figures(database.reads)
+    lines = [
+        "# HELP touchline_jobs Jobs in the queue by kind and status.",
+        "# TYPE touchline_jobs gauge",
+    ]
+    for (kind, status), count in sorted(figures.counts.items()):
+        lines.append(f'touchline_jobs{{kind="{kind}",status="{status}"}} {count}')
+    lines += [
+        "# HELP touchline_job_oldest_queued_seconds How long the oldest job "
+        "ready to run has waited, by kind.",
+        "# TYPE touchline_job_oldest_queued_seconds gauge",
+    ]
+    for kind, seconds in sorted(figures.oldest_queued_seconds.items()):
+        lines.append(
+            f'touchline_job_oldest_queued_seconds{{kind="{kind}"}} {seconds:.1f}'
+        )
+    return lines
