@@ -82,10 +82,13 @@ def read_csv(text: str, zone: tzinfo, default_region: str) -> list[ImportRow]:
         raise InvalidInput(f"line 1: {error}", "file") from None
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise InvalidInput(f"column {repeated[0]!r} repeats in the header", repeated[0])
+        message = f"column {repeated[0]!r} repeats in the header"
+        raise InvalidInput(message, repeated[0] or "header")
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
-        raise InvalidInput(f"unknown column {unknown[0]!r} in the header", unknown[0])
+        # A blank column name is named as the header itself.
+        message = f"unknown column {unknown[0]!r} in the header"
+        raise InvalidInput(message, unknown[0] or "header")
     for name in REQUIRED:
         if name not in header:
             raise InvalidInput(f"the header has no {name} column", name)
