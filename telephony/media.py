@@ -2,8 +2,11 @@
 
 A URL from a webhook body is never fetched blindly. Its scheme and host must
 match `media_hosts` (https, or plain http on loopback), and every redirect
-hop is checked the same way. The size is capped and the whole fetch has a
-timeout.
+hop is checked the same way. A listed host name must resolve to public
+addresses only, so a name that points at the internal network (by mistake or
+by DNS rebinding) is not connected to; an address listed as a literal, such
+as 127.0.0.1 for a local media host, is used as listed. The size is capped
+and the whole fetch has a timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,6 +24,8 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from capture.worker import PermanentFailure, RetryLater
 
@@ -93,6 +99,57 @@ def check_media_url(url: str, media_hosts: tuple[str, ...]) -> None:
     raise PermanentFailure(f"media host {host}:{port} is not in media_hosts")
 
 
+class PublicAddressResolver(AbstractResolver):
+    """A resolver that drops every address that is not globally routable.
+
+    It drops loopback, private, link-local, shared and reserved addresses,
+    the cloud metadata address among them. A name left with no address
+    fails to connect, and `rejected` records it with its addresses.
+    """
+
+    def __init__(
+        self,
+        inner: AbstractResolver | None = None,
+        loopback_names: frozenset[str] = frozenset(),
+    ) -> None:
+        self.inner = inner or DefaultResolver()
+        # Names such as localhost that media_hosts lists on purpose; they may
+        # resolve to loopback addresses, and to nothing else internal.
+        self.loopback_names = loopback_names
+        self.rejected: dict[str, list[str]] = {}
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        allowed = _is_loopback if host in self.loopback_names else _is_public
+        public = [result for result in results if allowed(result["host"])]
+        if not public:
+            self.rejected[host] = [result["host"] for result in results]
+            raise OSError(f"{host} resolves to internal addresses only")
+        return public
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _is_public(address: str) -> bool:
+    ip = _address(address)
+    return ip.is_global and not ip.is_multicast
+
+
+def _is_loopback(address: str) -> bool:
+    return _address(address).is_loopback
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # A link-local IPv6 result carries its zone, as in fe80::1%eth0.
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 async def download(
     url: str,
     destination: Path,
@@ -101,18 +158,37 @@ async def download(
     auth: tuple[str, str] | None,
     max_bytes: int,
     timeout_seconds: float,
+    resolver: AbstractResolver | None = None,
 ) -> SavedMedia:
     """Fetch `url` into `destination` atomically.
 
-    Raises RetryLater for failures that may pass and PermanentFailure for the rest.
+    Raises RetryLater for failures that may pass and PermanentFailure for the
+    rest. `resolver` replaces the system's name lookup beneath the public
+    address check.
     """
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+    loopback_names = frozenset(
+        name
+        for name, _, _ in (entry.partition(":") for entry in media_hosts)
+        if name == "localhost"
+    )
+    guard = PublicAddressResolver(resolver, loopback_names)
+    connector = aiohttp.TCPConnector(resolver=guard)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=connector
+        ) as session:
             return await _follow(
                 session, url, destination, media_hosts, auth, max_bytes
             )
     except (aiohttp.ClientError, TimeoutError) as error:
+        if guard.rejected:
+            host, addresses = next(iter(guard.rejected.items()))
+            raise PermanentFailure(
+                f"media host {host} resolves to internal addresses "
+                f"{', '.join(addresses)}; list the address itself in media_hosts "
+                "to allow it"
+            ) from error
         raise RetryLater(f"media fetch failed: {error!r}") from error
 
 
