@@ -18,7 +18,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -189,12 +189,27 @@ def _moment(raw: str, zone: tzinfo, line: int) -> datetime:
             f"line {line}: occurred_at {raw!r} is not ISO 8601", "occurred_at"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
+        moment = _local(moment, zone, raw, line)
     if not 1900 <= moment.year <= 2999:
         raise InvalidInput(
             f"line {line}: occurred_at {raw!r} is outside 1900..2999", "occurred_at"
         )
     return moment
+
+
+def _local(wall: datetime, zone: tzinfo, raw: str, line: int) -> datetime:
+    """Attach `zone`, rejecting a wall time that a clock change skips or repeats."""
+    earlier = wall.replace(tzinfo=zone, fold=0)
+    later = wall.replace(tzinfo=zone, fold=1)
+    if earlier.utcoffset() == later.utcoffset():
+        return earlier
+    round_trip = earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    problem = "does not exist" if round_trip != wall else "happens twice"
+    raise InvalidInput(
+        f"line {line}: occurred_at {raw!r} {problem} in {zone} because the clocks "
+        "change then; give the UTC offset, as in 2026-11-01T01:30:00-04:00",
+        "occurred_at",
+    )
 
 
 def import_rows(session: Session, rows: list[ImportRow]) -> ImportResult:

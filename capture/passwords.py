@@ -8,6 +8,7 @@ so hashing and checking run in a thread.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,11 +26,14 @@ _UNUSABLE_HASH = _hasher.hash("unusable password for timing")
 
 
 def check_new_password(password: str, field: str = "password") -> None:
-    """Raise InvalidInput when `password` is too short or too long."""
+    """Raise InvalidInput when `password` is too short, too long or not typable."""
     if len(password) < MIN_LENGTH:
         raise InvalidInput(f"{field} is shorter than {MIN_LENGTH} characters", field)
     if len(password) > MAX_LENGTH:
         raise InvalidInput(f"{field} is longer than {MAX_LENGTH} characters", field)
+    if any(unicodedata.category(character) == "Cc" for character in password):
+        # NUL and other control characters cannot be typed into a login form.
+        raise InvalidInput(f"{field} contains control characters", field)
 
 
 def hash_password(password: str) -> str:

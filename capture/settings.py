@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from capture.currencies import is_currency
+
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the key."""
@@ -115,8 +117,8 @@ def _shared_keys(value: Any) -> tuple[tuple[str, str], ...]:
 
 def _currency(value: Any) -> str:
     code = _text(value).strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise ValueError(f"{value!r} is not a three-letter ISO 4217 code")
+    if not is_currency(code):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code, such as USD")
     return code
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capture.currencies import is_currency
 from capture.errors import Conflict, InvalidInput
 from capture.models import (
     Customer,
@@ -46,7 +47,6 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 LINE_BREAKS = re.compile(r"[\t\n\r]")
 MAX_CHOICES = 100
 KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
-CURRENCY = re.compile(r"[A-Z]{3}")
 # Digits after the decimal point for currencies that do not use two
 # (ISO 4217 minor units); every other currency uses two.
 MINOR_DIGITS = {
@@ -482,7 +482,7 @@ def _amount(value: Any, name: str) -> Decimal | None:
 def _currency(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not CURRENCY.fullmatch(value.strip().upper()):
+    if not isinstance(value, str) or not is_currency(value.strip().upper()):
         raise InvalidInput(
             f"expected_currency {value!r} is not an ISO 4217 code", "expected_currency"
         )

@@ -130,6 +130,8 @@ async def test_amount_in_minor_units_of_currency(
         ({"expected_amount": "-5"}, "expected_amount"),
         ({"expected_amount": "1e400"}, "expected_amount"),
         ({"expected_currency": "dollars"}, "expected_currency"),
+        ({"expected_currency": "ZZZ"}, "expected_currency"),
+        ({"expected_currency": "XXX"}, "expected_currency"),
         ({"stage": "won"}, "stage"),
         ({"fields": {"no_such_field": "x"}}, "no_such_field"),
         ({"fields": ["x"]}, "fields"),

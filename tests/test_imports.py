@@ -298,6 +298,24 @@ def test_import_command_checks_reps_before_writing(
             "file",
             "line",
         ),
+        # Los Angeles skips 02:00 to 03:00 on 8 March 2026 and repeats
+        # 01:00 to 02:00 on 1 November 2026.
+        (
+            "external_id,occurred_at,channel\nx,2026-03-08T02:30,chat\n",
+            "occurred_at",
+            "does not exist",
+        ),
+        (
+            "external_id,occurred_at,channel\nx,2026-11-01 01:30,chat\n",
+            "occurred_at",
+            "happens twice",
+        ),
+        (
+            "external_id,occurred_at,channel\n,2026-11-30,chat\n",
+            "external_id",
+            "line 2",
+        ),
+        ("external_id,occurred_at,channel,\n", "header", "unknown column"),
     ],
 )
 async def test_import_malformed_csv_rejected(

@@ -24,7 +24,9 @@ from yarl import URL
 
 from capture.db import Database
 from capture.demo_data import CUSTOMERS, REPS
+from capture.errors import InvalidInput
 from capture.models import AuditEvent, LoginThrottle
+from capture.passwords import check_new_password
 from web.app import create_app
 
 ANA_EMAIL = "ana@demo.touchline.test"
@@ -410,3 +412,23 @@ async def test_logout_ends_copied_session(client: Any) -> None:
     assert before.status == 200
     assert after.status == 303
     assert after.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "shorter than 10"),
+        ("x" * 1025, "longer than 1024"),
+        ("\x00" * 12, "control characters"),
+        ("long enough\x07", "control characters"),
+    ],
+)
+def test_new_password_rules(password: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as error:
+        check_new_password(password)
+
+    assert error.value.field == "password"
+
+
+def test_new_password_accepts_any_language() -> None:
+    check_new_password("这是一个足够长的中文密码句子")

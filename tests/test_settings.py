@@ -46,6 +46,8 @@ def test_settings_environment_overrides_file(tmp_path: Path) -> None:
         ("TOUCHLINE_TIMEZONE", "Mars/Olympus", "timezone"),
         ("TOUCHLINE_DEFAULT_REGION", "XX", "default_region"),
         ("TOUCHLINE_SMTP_PORT", "70000", "smtp_port"),
+        ("TOUCHLINE_CURRENCY", "ZZZ", "currency"),
+        ("TOUCHLINE_CURRENCY", "US", "currency"),
         ("TOUCHLINE_SMTP_PORT", "many", "smtp_port"),
         ("TOUCHLINE_MEDIA_HOSTS", "host:port", "media_hosts"),
         ("TOUCHLINE_TRANSCRIBE_ENGINE", "magic", "transcribe_engine"),
