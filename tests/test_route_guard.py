@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from test_access import ADMIN_PAGES
+from yarl import URL
 
 from web.app import create_app
 
@@ -82,3 +84,29 @@ def test_route_list_reads_the_router(settings: Any) -> None:
 
     assert ("POST", "/twilio/voice/status") in listed
     assert ("GET", "/customers/{id}") in listed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/recordings/..%2F..%2Fetc%2Fpasswd.wav",
+        "/recordings/RE..%2F..%2Ftouchline.db.wav",
+        "/recordings/%2e%2e%2f%2e%2e%2fetc%2fpasswd.wav",
+        "/static/../web/app.py",
+        "/static/%2e%2e/%2e%2e/pyproject.toml",
+        "/static/..%2F..%2Fpyproject.toml",
+        "/static/%252e%252e/app.py",
+    ],
+)
+async def test_file_paths_stay_in_their_folders(
+    client: Any, as_admin: str, path: str
+) -> None:
+    target = URL(str(client.make_url("/")).rstrip("/") + path, encoded=True)
+    response = await client.session.get(target, allow_redirects=False)
+    body = await response.read()
+
+    assert response.status in (400, 403, 404), response.status
+    assert b"[project]" not in body
+    assert b"root:" not in body
+    assert b"SQLite format" not in body
+    assert b"def create_app" not in body
