@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import AUTH_TOKEN, PUBLIC_URL, make_settings, start_client
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import MultiDict, MultiDictProxy
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 from twilio_params import call_status, new_sid
@@ -18,6 +21,7 @@ from capture.db import Database
 from capture.demo_data import CUSTOMERS, REPS
 from capture.models import CallEvent
 from capture.settings import SettingsError, load_settings
+from telephony.signature import form_signature_valid
 from web.app import create_app
 
 PATH = "/twilio/voice/status"
@@ -281,3 +285,42 @@ async def test_json_body_not_utf8_rejected(
     assert response.status == 400
     assert (await response.json())["field"] == "body"
     assert await stored(database) == 0
+
+
+URL_BASES = st.sampled_from(
+    [
+        "https://crm.example.test",
+        "https://crm.example.test:443",
+        "https://crm.example.test:8443",
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1",
+    ]
+)
+PATHS = st.sampled_from(
+    ["/twilio/sms", "/twilio/sms/status?rep=ana%40example.com", "/twilio/x?a=1&a=2"]
+)
+
+
+@given(
+    base=URL_BASES,
+    path=PATHS,
+    pairs=st.lists(st.tuples(st.text(max_size=6), st.text(max_size=6)), max_size=5),
+    signed_base=URL_BASES,
+    algorithm=st.sampled_from(["HMAC_SHA1", "HMAC_SHA256", "HMAC_MD5"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_lazy_form_check_matches_validate(
+    base: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    signed_base: str,
+    algorithm: str,
+) -> None:
+    validator = RequestValidator(AUTH_TOKEN)
+    fields = MultiDictProxy(MultiDict(pairs))
+    signing = algorithm if algorithm != "HMAC_MD5" else "HMAC_SHA1"
+    signature = validator.compute_signature(signed_base + path, fields, signing)
+
+    lazy = form_signature_valid(validator, base + path, fields, signature, algorithm)
+
+    assert lazy == validator.validate(base + path, fields, signature, algorithm)
