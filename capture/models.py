@@ -77,7 +77,8 @@ class UTCDateTime(TypeDecorator[datetime]):
                 if value.tzinfo is None:
                     raise ValueError("naive datetime stored; attach a time zone")
                 value = value.astimezone(UTC)
-            return str(value.replace(tzinfo=None).isoformat(" ", "microseconds"))
+            # Cut the "+00:00" suffix rather than build a naive copy.
+            return str(value.isoformat(" ", "microseconds"))[:-6]
 
         return process
 
