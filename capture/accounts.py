@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capture.access import ROLES
 from capture.errors import Conflict, InvalidInput, NotFound
 from capture.identity import normalize_phone
-from capture.models import ApiToken, CompanyNumber, Team, User, utcnow
+from capture.models import (
+    ApiToken,
+    CompanyNumber,
+    ContactPoint,
+    Team,
+    User,
+    utcnow,
+)
 
 TOKEN_PREFIX = "tl_"
 # Characters of a token shown in listings, "tl_" included.
@@ -66,8 +73,8 @@ async def add_user(
             raise InvalidInput(f"phone {phone!r} is not a valid number", "phone")
     if await session.scalar(select(User.id).where(User.email == email)):
         raise Conflict(f"a user with email {email} exists", "email")
-    if number and await session.scalar(select(User.id).where(User.phone == number)):
-        raise Conflict("another user has this phone number", "phone")
+    if number:
+        await _check_phone_free(session, number)
     user = User(
         email=email,
         name=name.strip(),
@@ -80,6 +87,22 @@ async def add_user(
     session.add(user)
     await session.flush()
     return user
+
+
+async def _check_phone_free(session: AsyncSession, number: str) -> None:
+    """Reject a rep's phone that would make calls match the wrong party."""
+    if await session.scalar(select(User.id).where(User.phone == number)):
+        raise Conflict("another user has this phone number", "phone")
+    if await session.scalar(
+        select(CompanyNumber.id).where(CompanyNumber.phone == number)
+    ):
+        raise Conflict("this phone number is one of the company's numbers", "phone")
+    if await session.scalar(
+        select(ContactPoint.id).where(
+            ContactPoint.kind == "phone", ContactPoint.value == number
+        )
+    ):
+        raise Conflict("this phone number belongs to a customer", "phone")
 
 
 async def add_company_number(

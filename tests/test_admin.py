@@ -14,7 +14,7 @@ from twilio_params import call_status, new_sid
 
 from capture.accounts import create_token
 from capture.db import Database, transaction
-from capture.demo_data import CUSTOMERS, REPS
+from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
 from capture.models import AuditEvent, User
 
 ANA = REPS[0]
@@ -253,3 +253,31 @@ async def test_secrets_never_in_responses_or_logs(
         assert value not in caplog.text, value
         assert all(value not in detail for detail in details), value
     assert len(details) == 3
+
+
+@pytest.mark.parametrize(
+    ("phone", "message"),
+    [
+        (CUSTOMERS[0].phone, "belongs to a customer"),
+        (ORGANISATION_NUMBER, "one of the company&#39;s numbers"),
+        (REPS[1].phone, "another user has this phone number"),
+    ],
+)
+async def test_new_user_phone_must_be_free(
+    client: Any, as_admin: str, phone: str, message: str
+) -> None:
+    response = await client.post(
+        "/admin/users",
+        data={
+            "email": "new.rep@example.com",
+            "name": "New Rep",
+            "role": "rep",
+            "team": "",
+            "phone": phone,
+            "password": "a long enough password",
+            "csrf_token": as_admin,
+        },
+    )
+
+    assert response.status == 409
+    assert message in await response.text()

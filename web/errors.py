@@ -26,6 +26,8 @@ PAGE_MESSAGES = (
     N_("recording file not found"),
     N_("name is empty"),
     N_("another user has this phone number"),
+    N_("this phone number is one of the company's numbers"),
+    N_("this phone number belongs to a customer"),
     N_("team name must be 1 to 200 characters"),
     N_("Not Found"),
     N_("Method Not Allowed"),
