@@ -61,8 +61,14 @@ def page_size(raw: str | None, default: int = 50) -> int:
 
 
 def parse_id(raw: str) -> int | None:
-    """Return `raw` as a row id, or None when it cannot be one."""
+    """Return `raw` as a row id, or None when it cannot be one.
+
+    Only the canonical spelling is an id: "01" is not 1, so each row has one
+    address.
+    """
     if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
+        return None
+    if raw.startswith("0"):
         return None
     number = int(raw)
     return number if number <= MAX_ID else None

@@ -244,10 +244,13 @@ async def test_access_guessed_ids_look_missing(client: Any, seeded: Seeded) -> N
 
     other = await client.get("/customers/5")
     missing = await client.get("/customers/999")
+    padded = await client.get("/customers/01")
     other_call = await client.get(f"/calls/{seeded.chen_call}")
     missing_call = await client.get(f"/calls/{new_sid('CA')}")
 
     assert other.status == missing.status == 404
+    # Customer 1 is Ana's, but only under its one spelling.
+    assert padded.status == 404
     assert error_of(await other.text()) == "customer 5 not found (field: id)"
     assert error_of(await missing.text()) == "customer 999 not found (field: id)"
     assert other_call.status == missing_call.status == 404
