@@ -23,7 +23,7 @@ from twilio.request_validator import RequestValidator
 from twilio_params import call_status, new_sid, recording_status
 
 from capture.demo_data import CUSTOMERS, REPS
-from web.access_log import AccessLog
+from web.access_log import AccessLog, install_bad_request_filter
 from web.app import create_app
 
 HARBOR = CUSTOMERS[0]
@@ -122,3 +122,32 @@ async def test_metrics_show_the_job_queue(client: TestClient[Any, Any]) -> None:
     ]
     assert len(ages) == 1
     assert 0 <= float(ages[0].split()[-1]) < 60
+
+
+async def test_malformed_request_logged_in_one_line(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    install_bad_request_filter()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp_path / "data", database_url, public_url=base)
+    runner = web.AppRunner(
+        create_app(settings, run_worker=False), access_log_class=AccessLog
+    )
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    long_query = "/customers?q=" + DIGITS + "x" * 9000
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(base + long_query) as response,
+        ):
+            status = response.status
+    finally:
+        await runner.cleanup()
+
+    assert status == 400
+    assert "malformed HTTP request from 127.0.0.1 rejected: LineTooLong" in caplog.text
+    assert DIGITS not in caplog.text
+    assert "Traceback" not in caplog.text

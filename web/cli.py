@@ -38,7 +38,7 @@ from capture.writer import BatchWriter
 from reports.export import activities_csv, count_activities
 from reports.periods import DateRange, parse_range
 from telephony import simulate
-from web.access_log import AccessLog
+from web.access_log import AccessLog, install_bad_request_filter
 from web.app import build_worker, create_app
 
 log = logging.getLogger("touchline")
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     # aiosqlite logs every statement with its parameters at DEBUG, and those
     # parameters hold phone numbers.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    install_bad_request_filter()
     try:
         return int(args.run(args) or 0)
     except SettingsError as error:
