@@ -22,11 +22,14 @@ from audio import (
     turn_start_seconds,
     write_wav,
 )
+from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import Word
 
 from transcripts.engine import (
     Engine,
     FasterWhisperEngine,
     TranscriptResult,
+    _to_segments,
     load_engine,
 )
 from transcripts.whisper_models import (
@@ -352,3 +355,46 @@ def test_turn_starts_match_speech(
         assert start == pytest.approx(turn_start, abs=0.5), result.segments
     channels = [s.channel for s in sorted(result.segments, key=lambda s: s.start)]
     assert channels == [1, 2, 1, 2]
+
+
+def whisper_segment(words: list[tuple[float, float, str]]) -> WhisperSegment:
+    return WhisperSegment(
+        id=0,
+        seek=0,
+        start=words[0][0],
+        end=words[-1][1],
+        text="".join(word for _, _, word in words),
+        tokens=[],
+        avg_logprob=-0.1,
+        compression_ratio=1.2,
+        no_speech_prob=0.0,
+        words=[Word(start, end, word, 0.9) for start, end, word in words],
+        temperature=0.0,
+    )
+
+
+def test_segment_split_at_long_word_gap() -> None:
+    joined = whisper_segment(
+        [
+            (4.6, 5.0, " I"),
+            (5.2, 7.1, " will call."),
+            (12.9, 13.4, " I"),
+            (13.5, 15.3, " agree."),
+        ]
+    )
+
+    segments = _to_segments([joined], channel=2, duration=20.0)
+
+    assert [(s.start, s.end, s.text) for s in segments] == [
+        (4.6, 7.1, "I will call."),
+        (12.9, 15.3, "I agree."),
+    ]
+    assert {s.channel for s in segments} == {2}
+
+
+def test_segment_kept_whole_across_short_pause() -> None:
+    spoken = whisper_segment([(1.0, 1.4, " Hello,"), (2.3, 2.9, " Ana.")])
+
+    segments = _to_segments([spoken], channel=1, duration=5.0)
+
+    assert [(s.start, s.end, s.text) for s in segments] == [(1.0, 2.9, "Hello, Ana.")]

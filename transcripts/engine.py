@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -33,6 +33,9 @@ SAMPLE_RATE_HZ = 16_000
 # real-time factor of 0.10 and 88% word recall with 5 beams, against 0.07 and
 # 86% with greedy decoding (1 beam).
 DEFAULT_BEAM_SIZE = 5
+# Words this far apart are separate utterances, in seconds. Within one turn
+# people pause for under a second; between turns the other side talks.
+SPLIT_GAP_SECONDS = 1.5
 # ISO 639-2 code for "undetermined", used when no channel contains speech.
 UNDETERMINED_LANGUAGE = "und"
 
@@ -193,18 +196,38 @@ def _to_segments(
     """
     segments = []
     for whisper_segment in whisper_segments:
-        text = whisper_segment.text.strip()
-        if not text:
+        if not whisper_segment.text.strip():
             continue
-        start, end = whisper_segment.start, whisper_segment.end
-        if whisper_segment.words:
-            start = whisper_segment.words[0].start
-            end = whisper_segment.words[-1].end
-        start = min(max(float(start), 0.0), duration)
-        end = min(max(float(end), start), duration)
         confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
-        segments.append(Segment(channel, start, end, text, confidence))
+        for start, end, text in _utterances(whisper_segment):
+            start = min(max(float(start), 0.0), duration)
+            end = min(max(float(end), start), duration)
+            segments.append(Segment(channel, start, end, text, confidence))
     return segments
+
+
+def _utterances(segment: WhisperSegment) -> list[tuple[float, float, str]]:
+    """Split a segment where its words are far apart in time.
+
+    Voice activity filtering joins the speech of one channel before
+    decoding, so two turns separated by the other side's talk can come back
+    as one segment. A gap of SPLIT_GAP_SECONDS between words is such a
+    boundary; each part gets the times of its own first and last word.
+    """
+    words = [word for word in segment.words or [] if word.word.strip()]
+    if not words:
+        return [(segment.start, segment.end, segment.text.strip())]
+    parts: list[list[Any]] = [[words[0]]]
+    for word in words[1:]:
+        if word.start - parts[-1][-1].end >= SPLIT_GAP_SECONDS:
+            parts.append([])
+        parts[-1].append(word)
+    if len(parts) == 1:
+        return [(words[0].start, words[-1].end, segment.text.strip())]
+    return [
+        (part[0].start, part[-1].end, "".join(w.word for w in part).strip())
+        for part in parts
+    ]
 
 
 def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:
