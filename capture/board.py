@@ -29,6 +29,7 @@ MISSED_DAYS = 30
 # Rows per list; the counts cover the rows loaded.
 MAX_ROWS = 500
 CATEGORIES = ("due_today", "overdue", "missed", "broken")
+PlanRows = Select[Plan, Customer, User, datetime | None]
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,7 @@ def _responsible() -> ColumnElement[int | None]:
     return func.coalesce(Plan.owner_id, Customer.owner_id)
 
 
-def _plans_query(
-    viewer: Viewer, filters: BoardFilters
-) -> Select[tuple[Plan, Customer, User, datetime | None]]:
+def _plans_query(viewer: Viewer, filters: BoardFilters) -> PlanRows:
     first_touch = first_touch_in_window().label("first_touch")
     query = (
         select(Plan, Customer, User, first_touch)
@@ -104,7 +103,7 @@ def _plans_query(
 
 async def _plans(
     session: AsyncSession,
-    query: Select[tuple[Plan, Customer, User, datetime | None]],
+    query: PlanRows,
     now: datetime,
 ) -> tuple[list[BoardPlan], bool]:
     rows = (await session.execute(query.limit(MAX_ROWS + 1))).all()

@@ -11,15 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_users
 from capture.errors import Conflict, InvalidInput, NotFound
 from capture.models import Activity, Customer, CustomerChange, Plan, User
-from capture.windows import EXACT_WINDOW, WINDOWS, Due, WindowRules, exact, resolve
-from capture.windows import zone_named
+from capture.windows import (
+    EXACT_WINDOW,
+    WINDOWS,
+    Due,
+    WindowRules,
+    exact,
+    resolve,
+    zone_named,
+)
 
 PURPOSES = (
     "keep_in_touch",
@@ -104,7 +111,8 @@ async def set_plan(
     )
     if open_plan is not None:
         raise Conflict(
-            f"customer {customer.id} already has open plan {open_plan}; complete it first",
+            f"customer {customer.id} already has open plan {open_plan}; "
+            "complete it first",
             "plan",
         )
     due = _due(entry, now, zone_named(owner.timezone, fallback_zone), rules)
@@ -246,7 +254,7 @@ async def _check_source(
         )
 
 
-def first_touch_in_window() -> ColumnElement[datetime | None]:
+def first_touch_in_window() -> ScalarSelect[datetime]:
     """The earliest rep-made or received touch of a plan at or after its window start.
 
     Correlated to `Plan`; automatic email does not count.

@@ -13,6 +13,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from babel import Locale
 from phonenumbers import PhoneNumberType, carrier, geocoder
 from phonenumbers import timezone as number_zones
 from sqlalchemy import or_, select
@@ -110,16 +111,26 @@ def phone_radar(e164: str, language: str = "en") -> PhoneRadar | None:
         for zone in number_zones.time_zones_for_number(number)
         if zone != number_zones.UNKNOWN_TIMEZONE
     ]
+    region = phonenumbers.region_code_for_number(number)
     return PhoneRadar(
         number=e164,
-        region_code=phonenumbers.region_code_for_number(number),
-        country=geocoder.country_name_for_number(number, locale),
+        region_code=region,
+        country=geocoder.country_name_for_number(number, locale)
+        or _territory_name(region, locale),
         place=geocoder.description_for_number(number, locale),
         # A number spanning several zones (a US toll-free number) gets none.
         time_zone=zones[0] if len(zones) == 1 else None,
         line_type=LINE_TYPES.get(phonenumbers.number_type(number), "unknown"),
         carrier=carrier.name_for_number(number, locale),
     )
+
+
+def _territory_name(region: str | None, locale: str) -> str:
+    """Name a region by CLDR data; the geocoder leaves toll-free numbers unnamed."""
+    if not region or region == phonenumbers.UNKNOWN_REGION:
+        return ""
+    name = Locale.parse(locale).territories.get(region, "")
+    return str(name)
 
 
 def local_time(zone_name: str | None, now: datetime) -> LocalTime | None:

@@ -45,13 +45,15 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
 PURPOSE_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "counter_competitor",
-        r"\bcompetitors?\b|\banother (?:vendor|supplier)\b|\bother (?:vendor|supplier)s?\b"
-        r"|\bcheaper\b|\bbetter (?:price|offer)\b|竞争对手|竞品|别家|其他供应商|另一家|更便宜",
+        r"\bcompetitors?\b|\banother (?:vendor|supplier)\b"
+        r"|\bother (?:vendor|supplier)s?\b|\bcheaper\b|\bbetter (?:price|offer)\b"
+        r"|竞争对手|竞品|别家|其他供应商|另一家|更便宜",
     ),
     (
         "sign_and_collect",
         r"\bcontracts?\b|\bsign(?:ed|ing)?\b|\binvoices?\b|\bpay(?:ment|ing)?\b"
-        r"|\bdeposit\b|\bwire\b|\bpurchase order\b|合同|签约|签字|付款|打款|发票|定金|汇款|转账|回款",
+        r"|\bdeposit\b|\bwire\b|\bpurchase order\b"
+        r"|合同|签约|签字|付款|打款|发票|定金|汇款|转账|回款",
     ),
     (
         "courtesy_greeting",

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import make_settings
 
 from capture.errors import InvalidInput
 from capture.settings import SettingsError
 from capture.windows import EXACT_GRACE, Due, WindowRules, exact, resolve
-from conftest import make_settings
 
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

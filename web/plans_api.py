@@ -216,7 +216,8 @@ def board_filters(query: Any) -> BoardFilters:
             raise InvalidInput(f"rep {rep_raw[:20]!r} is not a user id", "rep")
     if purpose is not None and purpose not in chain.PURPOSES:
         raise InvalidInput(
-            f"purpose {purpose[:40]!r} is unknown; use one of {', '.join(chain.PURPOSES)}",
+            f"purpose {purpose[:40]!r} is unknown; "
+            f"use one of {', '.join(chain.PURPOSES)}",
             "purpose",
         )
     return BoardFilters(rep_id, purpose)
