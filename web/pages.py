@@ -27,6 +27,7 @@ from reports.periods import parse_range
 from reports.reps import rep_summaries
 from web.access import user_of, viewer_of
 from web.auth import remote_of
+from web.domain_messages import translate_message
 from web.keys import DATABASE, SETTINGS
 from web.plan_context import chain_context
 
@@ -109,7 +110,7 @@ async def render_customer(
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
     context.update(chain, media=media, entered=entered or {})
     context.update(
-        plan_error=error.message if error else None,
+        plan_error=translate_message(error.message) if error else None,
         plan_field=error.field if error else None,
     )
     response = aiohttp_jinja2.render_template("customer.html", request, context)
