@@ -37,7 +37,7 @@ PURPOSES = (
     "sign_and_collect",
     "courtesy_greeting",
 )
-# What follows a completed plan.
+# Kinds of step that may follow a completed plan.
 NEXT_STEPS = ("plan", "won", "lost", "none")
 CLOSED_STATUSES = ("won", "lost")
 MAX_NOTE = 2000
@@ -59,7 +59,7 @@ class PlanEntry:
 
 @dataclass(frozen=True)
 class NextStep:
-    """What completing a plan leads to: `kind` is one of NEXT_STEPS."""
+    """The step after a completed plan: `kind` is one of NEXT_STEPS."""
 
     kind: str
     plan: PlanEntry | None = None
@@ -255,9 +255,9 @@ async def _check_source(
 
 
 def first_touch_in_window() -> ScalarSelect[datetime]:
-    """The earliest rep-made or received touch of a plan at or after its window start.
+    """Build a subquery of a plan's first counted touch at or after its window start.
 
-    Correlated to `Plan`; automatic email does not count.
+    The subquery is correlated to `Plan`. Automatic email does not count.
     """
     return (
         select(func.min(Activity.occurred_at))

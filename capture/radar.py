@@ -1,4 +1,4 @@
-"""Customer radar: what a phone number or an email address tells offline.
+"""Customer radar: facts read offline from phone numbers and email addresses.
 
 Phone facts come from the geocoder, carrier and time zone data that ship
 with the `phonenumbers` package, so no lookup leaves the machine. The
@@ -37,7 +37,7 @@ LINE_TYPES = {
 }
 # Local hours in which calling a customer is reasonable: 08:00 to 21:00.
 CALL_HOURS = (time(8, 0), time(21, 0))
-# Mail providers whose domain says nothing about the customer's company.
+# Mail providers whose domain reveals nothing about the customer's company.
 FREE_MAIL = frozenset(
     {
         "gmail.com",
@@ -161,7 +161,7 @@ async def same_company(
     if not domains:
         return []
     # NOTE: a suffix match cannot use the (kind, value) index, so this
-    # scans the email contact points; fine for tens of thousands of them.
+    # scans every email contact point.
     at_domain = [
         ContactPoint.value.like(f"%@{_escape_like(domain)}", escape="\\")
         for domain in sorted(domains)

@@ -3,6 +3,7 @@ late webhooks attaching to the plan open at the touch's time, and the API."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,6 +142,25 @@ async def test_chain_index_rejects_second_open(database: Database, demo: None) -
         session.add(
             Plan(customer_id=customer.id, purpose="nurture_need", status="done")
         )
+
+
+async def test_chain_concurrent_set_one_wins(database: Database, demo: None) -> None:
+    ana = await viewer_for(database, ANA.email)
+    entries = [
+        chain.PlanEntry("keep_in_touch", "tomorrow"),
+        chain.PlanEntry("nurture_need", "next_week"),
+    ]
+
+    results = await asyncio.gather(
+        *(set_plan(database, ana, entry, MONDAY) for entry in entries),
+        return_exceptions=True,
+    )
+
+    opened = [result for result in results if isinstance(result, int)]
+    conflicts = [result for result in results if isinstance(result, Conflict)]
+    assert len(opened) == 1, results
+    assert len(conflicts) == 1, results
+    assert conflicts[0].field == "plan"
 
 
 async def test_chain_complete_opens_next(database: Database, demo: None) -> None:

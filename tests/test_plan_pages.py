@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import login, post_signed
 from sqlalchemy import select
-from twilio_params import inbound_sms, new_sid
+from twilio_params import call_status, inbound_sms, new_sid
 
 from capture.accounts import create_token
 from capture.db import Database, transaction
@@ -336,3 +336,24 @@ async def test_board_api(client: Any, database: Database) -> None:
     broken = {item["customer_name"] for item in body["broken_chains"]}
     assert CUSTOMERS[1].name in broken
     assert RIVERSIDE.name not in broken
+
+
+async def test_call_page_shows_next_step(client: Any, database: Database) -> None:
+    await login(client, ANA.email)
+    harbor = await customer_id(database, HARBOR.name)
+    sid = new_sid("CA")
+    params = call_status(
+        sid, "completed", 3, caller=ANA.phone, called=HARBOR.phone, duration=40
+    )
+    assert (await post_signed(client, "/twilio/voice/status", params)).status == 204
+
+    broken = section(await (await client.get(f"/calls/{sid}")).text(), "call-next-step")
+    await add_plan(database, harbor, window="next_week")
+    planned = section(
+        await (await client.get(f"/calls/{sid}")).text(), "call-next-step"
+    )
+
+    assert "broken chain" in broken
+    assert f'href="/customers/{harbor}#next-step"' in broken
+    assert "Keep in touch" in planned
+    assert "Complete it and set the next step" in planned

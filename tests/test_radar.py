@@ -49,7 +49,7 @@ def test_radar_toll_free_has_no_zone() -> None:
     assert radar is not None
     assert radar.line_type == "toll_free"
     assert radar.country == "United States"
-    # Toll-free numbers span every US zone, so none is guessed.
+    # The data lists several zones for a toll-free number, so none is chosen.
     assert radar.time_zone is None
 
 
@@ -58,7 +58,7 @@ def test_radar_unparsable_number() -> None:
 
 
 def test_radar_local_time_hours() -> None:
-    # 01:30 UTC is 09:30 in Shanghai and 17:30 the day before in Los Angeles.
+    # 01:30 UTC is 09:30 in Shanghai and 01:30 in London.
     now = datetime(2026, 12, 2, 1, 30, tzinfo=UTC)
     shanghai = local_time("Asia/Shanghai", now)
     london = local_time("Europe/London", now)

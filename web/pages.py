@@ -9,11 +9,13 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
 from capture import audit
 from capture.call_list import call_media
 from capture.db import transaction
 from capture.errors import Conflict, DomainError, InvalidInput, NotFound
+from capture.models import Plan
 from capture.plans import customer_plans
 from capture.queries import (
     call_detail,
@@ -126,7 +128,15 @@ async def call(request: web.Request) -> dict[str, Any]:
         detail = await call_detail(
             session, viewer_of(request), request.match_info["call_sid"]
         )
-    return {"detail": detail}
+        open_plan = None
+        if detail.activity.customer_id is not None:
+            open_plan = await session.scalar(
+                select(Plan).where(
+                    Plan.customer_id == detail.activity.customer_id,
+                    Plan.status == "open",
+                )
+            )
+    return {"detail": detail, "open_plan": open_plan}
 
 
 @routes.get("/recordings/{recording_sid}.wav")

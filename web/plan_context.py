@@ -1,4 +1,4 @@
-"""What the customer page shows around the chain: forms, suggestions, radar."""
+"""Context of the customer page around the chain: forms, suggestions, radar."""
 
 from __future__ import annotations
 
