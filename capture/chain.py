@@ -118,8 +118,9 @@ async def set_plan(
     due = _due(entry, now, zone_named(owner.timezone, fallback_zone), rules)
     if entry.source_activity_id is not None:
         await _check_source(session, customer.id, entry.source_activity_id)
+    customer_id = customer.id
     plan = Plan(
-        customer_id=customer.id,
+        customer_id=customer_id,
         owner_id=owner.id,
         purpose=entry.purpose,
         window=entry.window or EXACT_WINDOW,
@@ -130,14 +131,13 @@ async def set_plan(
         created_at=now,
         source_activity_id=entry.source_activity_id,
     )
-    session.add(plan)
     try:
         async with session.begin_nested():
-            await session.flush()
+            session.add(plan)
     except IntegrityError:
         # Another request opened a plan for this customer in the meantime.
         raise Conflict(
-            f"customer {customer.id} already has an open plan", "plan"
+            f"customer {customer_id} already has an open plan", "plan"
         ) from None
     return plan
 
