@@ -199,6 +199,8 @@ class Customer(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the customer was closed as won or lost, as the rep wrote it.
+    closed_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     # Value calibration: the rep's judgement of the customer, the deal size
     # expected, and when and for how much the customer should sign.
@@ -260,6 +262,10 @@ class Plan(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     # open, done, cancelled
     status: Mapped[str] = mapped_column(String(16), default="open")
+    # The touch whose text suggested this plan, when a suggestion was accepted.
+    source_activity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("activities.id", ondelete="SET NULL", use_alter=True)
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -277,6 +283,8 @@ class Activity(Base):
         Index("ix_activities_customer_time", "customer_id", "occurred_at"),
         Index("ix_activities_rep_time", "rep_id", "occurred_at"),
         Index("ix_activities_time", "occurred_at"),
+        # Finds the touches of a plan, for its outcome on the plan board.
+        Index("ix_activities_plan_id", "plan_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,6 +27,9 @@ RUNTIME_KEYS = (
     "login_lockout_seconds",
     "currency",
     "retention_days",
+    "working_hours",
+    "evening_hours",
+    "week_start",
 )
 # Shown as set or not set, never as their value.
 SECRET_KEYS = frozenset({"twilio_auth_token", "secret_key", "twilio_shared_keys"})

@@ -138,6 +138,45 @@ def _region(value: Any) -> str:
     return region
 
 
+def _clock_minutes(text: str) -> int:
+    hours, separator, minutes = text.strip().partition(":")
+    if not separator or not hours.isdigit() or not minutes.isdigit():
+        raise ValueError(f"{text.strip()!r} is not a time written HH:MM")
+    total = int(hours) * 60 + int(minutes)
+    if int(minutes) > 59 or total > 24 * 60:
+        raise ValueError(f"{text.strip()!r} is outside 00:00..24:00")
+    return total
+
+
+def _hours(value: Any) -> str:
+    """Parse a daily span `HH:MM-HH:MM`; the end may be 24:00 (midnight)."""
+    start, separator, end = _text(value).partition("-")
+    if not separator:
+        raise ValueError(f"{value!r} is not a span written HH:MM-HH:MM")
+    first, last = _clock_minutes(start), _clock_minutes(end)
+    if first >= last:
+        raise ValueError(f"{value!r} ends before it starts")
+    return f"{first // 60:02d}:{first % 60:02d}-{last // 60:02d}:{last % 60:02d}"
+
+
+WEEKDAYS = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+
+
+def _weekday(value: Any) -> str:
+    day = _text(value).strip().lower()
+    if day not in WEEKDAYS:
+        raise ValueError(f"{value!r} is not a weekday name such as monday")
+    return day
+
+
 def _engine(value: Any) -> str:
     engine = _text(value)
     if engine not in ("faster-whisper", "none"):
@@ -290,6 +329,25 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative,
     ),
     Setting(
+        "working_hours",
+        "09:00-18:00",
+        "The working day as HH:MM-HH:MM in each rep's time zone; a plan due "
+        "later today ends with it.",
+        _hours,
+    ),
+    Setting(
+        "evening_hours",
+        "18:00-22:00",
+        "The evening as HH:MM-HH:MM (end up to 24:00); a plan due tonight falls in it.",
+        _hours,
+    ),
+    Setting(
+        "week_start",
+        "monday",
+        "First day of the week (monday..sunday); this week ends before it.",
+        _weekday,
+    ),
+    Setting(
         "worker_concurrency",
         2,
         "Jobs one worker process runs at once; transcriptions still run one at "
@@ -325,6 +383,9 @@ class Settings:
     login_max_failures: int
     login_lockout_seconds: int
     retention_days: int
+    working_hours: str
+    evening_hours: str
+    week_start: str
     worker_concurrency: int
     source: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -2,7 +2,9 @@
 
 UTF-8 with a byte-order mark, CRLF line ends (RFC 4180), times in the
 organisation's time zone, and text cells that start with a formula character
-prefixed with an apostrophe so that a spreadsheet shows them as text.
+prefixed with an apostrophe so that a spreadsheet shows them as text. Each
+active custom field adds a column `field:<key>` after the fixed ones, with
+the touch's customer's value.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from capture.access import Viewer, visible_activities
-from capture.models import Activity, Call, Customer, Message, Team, User
+from capture.models import (
+    Activity,
+    Call,
+    Customer,
+    CustomField,
+    CustomFieldValue,
+    Message,
+    Team,
+    User,
+)
+from capture.values import active_fields
 from reports.periods import DateRange
 
 BOM = "\ufeff"
@@ -130,9 +142,42 @@ async def activities_csv(
     the command line, exports all. `on_rows` is called with the number of
     rows in each chunk, for progress.
     """
-    yield BOM.encode("utf-8") + encode_rows([list(COLUMNS)])
+    fields = await active_fields(session)
+    header = [*COLUMNS, *(f"field:{field.key}" for field in fields)]
+    yield BOM.encode("utf-8") + encode_rows([header])
     result = await session.stream(_rows_query(period, viewer))
     async for partition in result.partitions(ROWS_PER_CHUNK):
-        yield encode_rows(_row(record, period.zone) for record in partition)
+        customer_ids = {record[0].customer_id for record in partition} - {None}
+        values = await _field_values(session, fields, customer_ids)
+        yield encode_rows(
+            _row(record, period.zone) + _field_cells(record[0], fields, values)
+            for record in partition
+        )
         if on_rows is not None:
             on_rows(len(partition))
+
+
+async def _field_values(
+    session: AsyncSession, fields: list[CustomField], customer_ids: set[int]
+) -> dict[tuple[int, int], str]:
+    """Return custom field values of some customers by (customer id, field id)."""
+    if not fields or not customer_ids:
+        return {}
+    query = select(
+        CustomFieldValue.customer_id,
+        CustomFieldValue.field_id,
+        CustomFieldValue.text_value,
+    ).where(
+        CustomFieldValue.customer_id.in_(customer_ids),
+        CustomFieldValue.field_id.in_([field.id for field in fields]),
+    )
+    rows = (await session.execute(query)).all()
+    return {(customer_id, field_id): text for customer_id, field_id, text in rows}
+
+
+def _field_cells(
+    activity: Activity, fields: list[CustomField], values: dict[tuple[int, int], str]
+) -> list[Any]:
+    if activity.customer_id is None:
+        return ["" for _ in fields]
+    return [values.get((activity.customer_id, field.id), "") for field in fields]

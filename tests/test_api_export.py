@@ -224,3 +224,36 @@ async def test_export_range_excludes_other_days(
     lines = (await response.read()).decode("utf-8-sig").split("\r\n")
     assert lines[1].startswith("3,")
     assert len([line for line in lines if line[:1].isdigit()]) == 1
+
+
+async def test_export_custom_field_columns(
+    client: Any, database: Database, token: str
+) -> None:
+    await seed_export(client, database)
+    for body in (
+        {"key": "industry", "label": "Industry", "kind": "text"},
+        {"key": "fleet_size", "label": "Fleet size", "kind": "number"},
+    ):
+        defined = await client.post(
+            "/api/v1/custom-fields", json=body, headers=bearer(token)
+        )
+        assert defined.status == 201
+    patched = await client.patch(
+        "/api/v1/customers/1/value",
+        json={"fields": {"industry": "Logistics", "fleet_size": "42"}},
+        headers=bearer(token),
+    )
+    assert patched.status == 200
+
+    response = await client.get(
+        "/api/v1/exports/activities.csv",
+        params={"from": "2026-11-30", "to": "2026-12-01"},
+        headers=bearer(token),
+    )
+
+    lines = (await response.read()).decode("utf-8-sig").split("\r\n")
+    header = lines[0].split(",")
+    assert header[-2:] == ["field:industry", "field:fleet_size"]
+    assert lines[1].endswith(",Logistics,42")
+    # Customer 7 was created from an unknown number and has no values.
+    assert lines[2].endswith(",,")

@@ -375,3 +375,37 @@ def test_other_rep_customer_not_found(page: Page, site: DemoSite) -> None:
     assert response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("Error 404")
     expect(page.locator("main")).not_to_contain_text(site.customer_name)
+
+
+def test_plan_chain_and_board(page: Page, site: DemoSite) -> None:
+    log_in(page, site.rep_email)
+    page.goto("/customers")
+    page.get_by_role("link", name=site.customer_name).click()
+    expect(page.locator(".contacts .local-time").first).to_contain_text("local time")
+
+    plan_form = page.locator("#set-plan")
+    plan_form.get_by_label("Purpose").select_option(label="Sign and collect payment")
+    plan_form.get_by_label("Window").select_option(label="Later today")
+    plan_form.get_by_label("Note").fill("send the contract")
+    plan_form.get_by_role("button", name="Set next step").click()
+
+    next_step = page.locator("#next-step")
+    expect(next_step).to_contain_text("Sign and collect payment")
+    expect(next_step).to_contain_text("send the contract")
+    page.locator("header nav").get_by_role("link", name="Plan board").click()
+    due_today = page.locator("#due-today")
+    expect(due_today.get_by_role("link", name=site.customer_name)).to_be_visible()
+    due_today.get_by_role("link", name=site.customer_name).click()
+
+    complete = page.locator("#complete-plan")
+    complete.get_by_label("set the next plan").check()
+    complete.get_by_label("Purpose").select_option(label="Keep in touch")
+    complete.get_by_label("Window").select_option(label="Next week")
+    complete.get_by_role("button", name="Complete").click()
+
+    expect(next_step).to_contain_text("Keep in touch")
+    expect(page.locator("#plan-history")).to_contain_text("Sign and collect payment")
+    page.goto("/board")
+    expect(
+        page.locator("#due-today").get_by_role("link", name=site.customer_name)
+    ).to_have_count(0)

@@ -32,6 +32,8 @@ from web import (
     inbox,
     labels,
     pages,
+    plan_pages,
+    plans_api,
     settings_admin,
     values_api,
 )
@@ -120,6 +122,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(webhooks.routes())
     app.router.add_routes(api.routes)
     app.router.add_routes(values_api.routes)
+    app.router.add_routes(plans_api.routes)
+    app.router.add_routes(plan_pages.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)

@@ -16,7 +16,8 @@ from web.i18n import gettext
 from web.i18n import gettext_noop as N_
 
 # NOTE: each pattern mirrors a message written in capture/ (accounts.py,
-# passwords.py, queries.py); a reworded message there falls back to English.
+# passwords.py, queries.py, chain.py); a reworded message there falls back
+# to English.
 PATTERNS = (
     (
         re.compile(r"(?P<field>\w+) is shorter than (?P<count>\d+) characters"),
@@ -65,6 +66,30 @@ PATTERNS = (
         N_("%(field)s %(value)s not found"),
     ),
     (re.compile(r"(?P<field>\w+) is missing"), N_("%(field)s is missing")),
+    (
+        re.compile(
+            r"(?P<field>\w+) (?P<value>'.*') is unknown; use one of (?P<choices>.+)"
+        ),
+        N_("%(field)s %(value)s is unknown; use one of %(choices)s"),
+    ),
+    (
+        re.compile(
+            r"customer (?P<id>\d+) already has open plan (?P<plan>\d+); "
+            r"complete it first"
+        ),
+        N_("customer %(id)s already has open plan %(plan)s; complete it first"),
+    ),
+    (re.compile(r"window or due_at is missing"), N_("window or due_at is missing")),
+    (
+        re.compile(r"give a window or due_at, not both"),
+        N_("give a window or due_at, not both"),
+    ),
+    (
+        re.compile(
+            r"due_at (?P<value>'.*') is not a date and time \(YYYY-MM-DDTHH:MM\)"
+        ),
+        N_("due_at %(value)s is not a date and time (YYYY-MM-DDTHH:MM)"),
+    ),
     (
         re.compile(
             r"(?P<email>\S+) is the last active admin; make another user admin first"

@@ -9,11 +9,13 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
 from capture import audit
 from capture.call_list import call_media
 from capture.db import transaction
-from capture.errors import InvalidInput, NotFound
+from capture.errors import Conflict, DomainError, InvalidInput, NotFound
+from capture.models import Plan
 from capture.plans import customer_plans
 from capture.queries import (
     call_detail,
@@ -27,7 +29,9 @@ from reports.periods import parse_range
 from reports.reps import rep_summaries
 from web.access import user_of, viewer_of
 from web.auth import remote_of
+from web.domain_messages import translate_message
 from web.keys import DATABASE, SETTINGS
+from web.plan_context import chain_context
 
 routes = web.RouteTableDef()
 PAGE = 100
@@ -84,9 +88,17 @@ def _id(request: web.Request, name: str) -> int:
 
 
 @routes.get("/customers/{id}")
-@aiohttp_jinja2.template("customer.html")
-async def customer(request: web.Request) -> dict[str, Any]:
-    customer_id = _id(request, "id")
+async def customer(request: web.Request) -> web.Response:
+    return await render_customer(request, _id(request, "id"))
+
+
+async def render_customer(
+    request: web.Request,
+    customer_id: int,
+    error: DomainError | None = None,
+    entered: dict[str, str] | None = None,
+) -> web.Response:
+    """Render the customer page; a rejected plan form shows its error and input."""
     viewer = viewer_of(request)
     async with request.app[DATABASE].reads() as session:
         found = await get_customer(session, viewer, customer_id)
@@ -96,8 +108,17 @@ async def customer(request: web.Request) -> dict[str, Any]:
         plans = await customer_plans(session, customer_id)
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
+        chain = await chain_context(request, session, found, plans)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
-    return {**context, "media": media}
+    context.update(chain, media=media, entered=entered or {})
+    context.update(
+        plan_error=translate_message(error.message) if error else None,
+        plan_field=error.field if error else None,
+    )
+    response = aiohttp_jinja2.render_template("customer.html", request, context)
+    if error is not None:
+        response.set_status(409 if isinstance(error, Conflict) else 400)
+    return response
 
 
 @routes.get("/calls/{call_sid}")
@@ -107,7 +128,15 @@ async def call(request: web.Request) -> dict[str, Any]:
         detail = await call_detail(
             session, viewer_of(request), request.match_info["call_sid"]
         )
-    return {"detail": detail}
+        open_plan = None
+        if detail.activity.customer_id is not None:
+            open_plan = await session.scalar(
+                select(Plan).where(
+                    Plan.customer_id == detail.activity.customer_id,
+                    Plan.status == "open",
+                )
+            )
+    return {"detail": detail, "open_plan": open_plan}
 
 
 @routes.get("/recordings/{recording_sid}.wav")
