@@ -153,7 +153,7 @@ def thread_key_for(
                 Email.message_key.in_(keys)
             )
         )
-        known = dict(rows.tuples().all())
+        known = {key: thread for key, thread in rows}
         for key in keys:
             if key in known:
                 return known[key]

@@ -1,0 +1,309 @@
+"""The SMTP capture listener, over real SMTP sessions, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import smtplib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import free_port, login, make_settings, start_client
+from email_helpers import (
+    ANA,
+    BEN,
+    CAPTURE,
+    HARBOR,
+    NORTHWIND,
+    customer_named,
+    mail_overrides,
+    make_email,
+    send_smtp,
+    stored_emails,
+    user_id,
+)
+
+from capture.access import Viewer
+from capture.db import Database
+from capture.models import User
+from capture.settings import Settings
+from reports.periods import parse_range
+from reports.reps import rep_summaries
+from web.app import create_app
+
+ZONE = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path / "data", database_url, **mail_overrides(free_port()))
+
+
+@pytest.fixture
+async def mail_client(
+    aiohttp_client: Any, settings: Settings, demo: None
+) -> TestClient[Any, Any]:
+    app = create_app(settings, run_worker=False, run_smtp=True)
+    return await start_client(aiohttp_client, app)
+
+
+async def smtp(settings: Settings, raw: bytes, sender: str, to: list[str]) -> Any:
+    return await asyncio.to_thread(send_smtp, settings.smtp_port, raw, sender, to)
+
+
+async def test_smtp_chinese_subject_and_charset(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    message = make_email(HARBOR, ANA, "报价单：第二版", "")
+    message.set_content("您好，附上报价。".encode("gb18030"), "text", "plain")
+    del message["Content-Type"]
+    message["Content-Type"] = 'text/plain; charset="gb2312"'
+    raw = message.as_bytes()
+
+    await smtp(settings, raw, HARBOR, [CAPTURE])
+
+    [email] = await stored_emails(database)
+    assert b"=?utf-8?" in raw.lower()
+    assert email.subject == "报价单：第二版"
+    assert email.text_body.strip() == "您好，附上报价。"
+    assert email.activity.customer is not None
+    assert email.activity.customer.name == "Harbor Freight Co"
+    assert email.activity.direction == "inbound"
+    assert email.activity.rep is not None
+    assert email.activity.rep.email == ANA
+
+
+async def test_smtp_large_attachment_listed(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    content = os.urandom(5 * 1024 * 1024)
+    message = make_email(ANA, HARBOR, "Signed contract", "Attached.")
+    message.add_attachment(
+        content, maintype="application", subtype="pdf", filename="合同.pdf"
+    )
+
+    await smtp(settings, message.as_bytes(), ANA, [CAPTURE])
+    [email] = await stored_emails(database)
+    await login(mail_client, ANA)
+    page = await mail_client.get(f"/customers/{email.activity.customer_id}")
+    download = await mail_client.get(
+        f"/emails/{email.id}/attachments/{email.attachments[0].id}"
+    )
+
+    [attachment] = email.attachments
+    assert email.activity.direction == "outbound"
+    assert attachment.filename == "合同.pdf"
+    assert attachment.size_bytes == len(content)
+    assert attachment.sha256 == hashlib.sha256(content).hexdigest()
+    assert (settings.data_dir / attachment.file_path).read_bytes() == content
+    assert "合同.pdf" in await page.text()
+    assert download.status == 200
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert await download.read() == content
+
+
+async def test_smtp_reply_threaded_by_references(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    first = make_email(ANA, HARBOR, "Delivery dates", "When?", message_id="<m1@x.test>")
+    reply = make_email(
+        HARBOR,
+        ANA,
+        "A different subject",
+        "Tuesday.",
+        message_id="<m2@harbor.example>",
+        extra={"References": "<m1@x.test>"},
+    )
+    unrelated = make_email(HARBOR, ANA, "New topic", "Hi", message_id="<m3@h.test>")
+
+    for message in (first, reply, unrelated):
+        await smtp(settings, message.as_bytes(), str(message["From"]), [CAPTURE])
+
+    emails = await stored_emails(database)
+    assert len(emails) == 3
+    assert emails[1].thread_key == emails[0].thread_key
+    assert emails[2].thread_key != emails[0].thread_key
+
+
+async def test_smtp_reply_threaded_by_subject(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    first = make_email(ANA, HARBOR, "Pallets", "How many?", message_id="<p1@x.test>")
+    reply = make_email(HARBOR, ANA, "RE: Pallets", "Ten.", message_id="<p2@h.test>")
+
+    for message in (first, reply):
+        await smtp(settings, message.as_bytes(), str(message["From"]), [CAPTURE])
+
+    emails = await stored_emails(database)
+    assert emails[1].thread_key == emails[0].thread_key
+
+
+async def test_smtp_out_of_office_not_counted(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    away = make_email(
+        ANA,
+        HARBOR,
+        "Automatic reply: Pallets",
+        "I am away until Monday.",
+        extra={"Auto-Submitted": "auto-replied"},
+    )
+    person = make_email(ANA, HARBOR, "Pallets", "Ten pallets ready.")
+
+    await smtp(settings, away.as_bytes(), ANA, [CAPTURE])
+    await smtp(settings, person.as_bytes(), ANA, [CAPTURE])
+    emails = await stored_emails(database)
+    async with database.reads() as session:
+        admin = await session.get(
+            User, await user_id(database, "ada@demo.touchline.test")
+        )
+        assert admin is not None
+        period = parse_range("2026-11-01", "2026-12-31", ZONE)
+        summaries = await rep_summaries(session, period, Viewer.of(admin))
+
+    ana = next(summary for summary in summaries if summary.email == ANA)
+    assert emails[0].automatic_reason == "auto-submitted"
+    assert emails[0].activity.automatic is True
+    assert emails[1].activity.automatic is False
+    assert ana.emails == 1
+    assert ana.emails_sent == 1
+    assert ana.emails_received == 0
+
+
+async def test_smtp_forward_matches_original_sender(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    text = (
+        "FYI, see below.\n\n"
+        "---------- Forwarded message ---------\n"
+        "From: Northwind Orders <orders@northwind.example>\n"
+        "Date: Mon, 30 Nov 2026 08:15:00 -0800\n"
+        "Subject: Rye flour order\n"
+        "To: Ana Ruiz <ana@demo.touchline.test>\n\n"
+        "Please send 40 sacks.\n"
+    )
+    forward = make_email(ANA, CAPTURE, "Fwd: Rye flour order", text)
+
+    await smtp(settings, forward.as_bytes(), ANA, [CAPTURE])
+
+    [email] = await stored_emails(database)
+    northwind = await customer_named(database, "Northwind Bakery")
+    assert email.activity.customer_id == northwind.id
+    assert email.activity.direction == "inbound"
+    assert email.activity.rep is not None
+    assert email.activity.rep.email == ANA
+    assert email.forwarded_by == ANA
+    assert email.activity.occurred_at.isoformat() == "2026-11-30T16:15:00+00:00"
+
+
+async def test_smtp_attached_forward_matches_original(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    original = make_email(NORTHWIND, BEN, "Invoice 7", "Invoice attached.")
+    forward = make_email(ANA, CAPTURE, "Fwd: Invoice 7", "Forwarding.")
+    forward.add_attachment(original)
+
+    await smtp(settings, forward.as_bytes(), ANA, [CAPTURE])
+
+    [email] = await stored_emails(database)
+    northwind = await customer_named(database, "Northwind Bakery")
+    assert email.activity.customer_id == northwind.id
+    assert email.activity.rep is not None
+    assert email.activity.rep.email == BEN
+    assert [a.filename for a in email.attachments] == ["Invoice 7.eml"]
+
+
+async def test_smtp_no_message_id_and_duplicate(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    without_id = make_email(HARBOR, ANA, "No id", "Plain text.").as_bytes()
+    with_id = make_email(
+        HARBOR, ANA, "Has id", "Text.", message_id="<dup@harbor.example>"
+    )
+
+    await smtp(settings, without_id, HARBOR, [CAPTURE])
+    await smtp(settings, without_id, HARBOR, [CAPTURE])
+    await smtp(settings, with_id.as_bytes(), HARBOR, [CAPTURE])
+    with_id.replace_header("Subject", "Has id, resent")
+    await smtp(settings, with_id.as_bytes(), HARBOR, [CAPTURE])
+
+    emails = await stored_emails(database)
+    assert [email.subject for email in emails] == ["No id", "Has id"]
+    assert emails[0].message_id == ""
+    assert emails[1].message_id == "dup@harbor.example"
+
+
+async def test_smtp_domain_match_and_free_mail(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    colleague = make_email("new.buyer@harbor.example", ANA, "Hello", "New buyer here.")
+    stranger = make_email("someone@gmail.com", ANA, "Question", "Who are you?")
+
+    await smtp(settings, colleague.as_bytes(), "new.buyer@harbor.example", [CAPTURE])
+    await smtp(settings, stranger.as_bytes(), "someone@gmail.com", [CAPTURE])
+
+    emails = await stored_emails(database)
+    harbor = await customer_named(database, "Harbor Freight Co")
+    assert emails[0].activity.customer_id == harbor.id
+    assert emails[1].activity.customer_id is None
+    assert emails[1].activity.rep_id == await user_id(database, ANA)
+
+
+async def test_smtp_relay_rejected(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    raw = make_email(HARBOR, "victim@elsewhere.example", "Relay", "x").as_bytes()
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await smtp(settings, raw, HARBOR, ["victim@elsewhere.example"])
+
+    code, reply = refused.value.recipients["victim@elsewhere.example"]
+    assert code == 550
+    assert b"Relay access denied" in reply
+    assert await stored_emails(database) == []
+
+
+async def test_smtp_malformed_rejected_server_continues(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    broken = (
+        b"From: ops@harbor.example\r\nTo: ana@demo.touchline.test\r\n"
+        b"Subject: Broken\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed\r\n\r\nno boundary at all\r\n"
+    )
+    no_sender = b"To: ana@demo.touchline.test\r\nSubject: Who\r\n\r\nbody\r\n"
+
+    with pytest.raises(smtplib.SMTPDataError) as rejected:
+        await smtp(settings, broken, HARBOR, [CAPTURE])
+    with pytest.raises(smtplib.SMTPDataError) as anonymous:
+        await smtp(settings, no_sender, HARBOR, [CAPTURE])
+    good = make_email(HARBOR, ANA, "Still here", "Fine.")
+    await smtp(settings, good.as_bytes(), HARBOR, [CAPTURE])
+
+    assert rejected.value.smtp_code == 554
+    assert b"MIME structure is broken" in rejected.value.smtp_error
+    assert anonymous.value.smtp_code == 554
+    assert b"From header" in anonymous.value.smtp_error
+    assert [email.subject for email in await stored_emails(database)] == ["Still here"]
+
+
+async def test_smtp_size_limit(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    message = make_email(HARBOR, ANA, "Too big", "x")
+    message.add_attachment(
+        base64.b64encode(os.urandom(settings.email_max_bytes)),
+        maintype="application",
+        subtype="octet-stream",
+        filename="big.bin",
+    )
+
+    with pytest.raises(smtplib.SMTPException):
+        await smtp(settings, message.as_bytes(), HARBOR, [CAPTURE])
+
+    assert await stored_emails(database) == []
