@@ -2,7 +2,7 @@
 
 A file is named by its content's hash, so the same attachment sent twice
 (a retried webhook, a message captured by SMTP and a webhook) is stored
-once, and a retry after a failed database write finds its file in place.
+once. A retry after a failed database write finds its file in place.
 Files are written before the database row that lists them; a file whose
 row never commits stays unlisted.
 """

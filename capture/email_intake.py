@@ -2,8 +2,8 @@
 
 Parsing and writing attachment files run on a thread, off the event loop;
 the rows are written by the batch writer, so an email commits in the same
-transactions as concurrent webhooks and a caller is answered only once
-its email is durable.
+transactions as concurrent webhooks and a caller gets its response only
+after its email is durable.
 """
 
 from __future__ import annotations

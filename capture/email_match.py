@@ -20,7 +20,7 @@ from capture.email_headers import Address
 from capture.email_parse import ParsedEmail
 from capture.models import ContactPoint, Customer, User
 
-# Providers whose domain says nothing about the sender's company.
+# Providers whose domain does not identify the sender's company.
 FREE_MAIL_DOMAINS = frozenset(
     {
         "126.com",

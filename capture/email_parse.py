@@ -65,8 +65,8 @@ class ParsedEmail:
     to: tuple[Address, ...]
     cc: tuple[Address, ...]
     sent_at: datetime | None
-    # Message-IDs this one answers: In-Reply-To first, then References,
-    # newest first.
+    # Message-IDs this message replies to: In-Reply-To first, then
+    # References, newest first.
     replied_ids: tuple[str, ...]
     # The first Message-ID of References, which RFC 5322 makes the thread's
     # first message; In-Reply-To when there are no References.

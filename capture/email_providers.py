@@ -4,8 +4,8 @@ SendGrid Inbound Parse, Mailgun routes and Postmark post a message already
 split into fields. Each is rebuilt as one MIME message from the headers
 that matter here and the bodies and files, so that one parser handles
 every path. A payload that carries the raw message (SendGrid's raw mode,
-Mailgun's `body-mime`, Postmark's `RawEmail`) is parsed as it is instead;
-the web layer passes the first two as bytes.
+Mailgun's `body-mime`, Postmark's `RawEmail`) is parsed as it is instead.
+The web layer passes the first two of those as bytes.
 """
 
 from __future__ import annotations

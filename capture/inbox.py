@@ -163,6 +163,8 @@ async def add_contact(
         )
     )
     if kind != "phone":
+        # NOTE: an added email address does not yet attach the unmatched
+        # emails of that address; each is attached from the inbox by hand.
         await session.flush()
         return []
     touches = await _unmatched_of_number(session, viewer, normalised, default_region)

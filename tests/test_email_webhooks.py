@@ -263,9 +263,20 @@ async def test_mime_needs_bearer_token(
         headers={**mime, "Authorization": f"Bearer {secret}"},
     )
 
+    customer_id = (await accepted.json())["customer_id"]
+    stream = await mail_client.get(
+        f"/api/v1/customers/{customer_id}/activities",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
     assert anonymous.status == 401
     assert accepted.status == 200, await accepted.text()
     assert [e.source for e in await stored_emails(database)] == ["mime"]
+    assert stream.status == 200
+    [item] = (await stream.json())["items"]
+    assert item["channel"] == "email"
+    assert item["email"]["subject"] == "Raw RFC 822"
+    assert item["email"]["from"] == HARBOR
 
 
 async def test_mime_malformed_and_too_large(

@@ -3,7 +3,7 @@
 Each provider authenticates its own way: SendGrid and Postmark with HTTP
 basic auth carrying `email_webhook_password` (both put credentials in the
 webhook URL), Mailgun with an HMAC-SHA256 signature of its timestamp and
-token (406 when it is wrong, which tells Mailgun not to retry), and `mime`
+token (406 when it is wrong, so that Mailgun does not retry), and `mime`
 with an API bearer token. A stored or duplicate email gets 200; a failure
 to store gets 500, so that the provider retries.
 """
