@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
+import io
 import os
 import smtplib
+import ssl
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import free_port, login, make_settings, start_client
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from email_helpers import (
     ANA,
     BEN,
@@ -32,6 +41,7 @@ from capture.access import Viewer
 from capture.db import Database
 from capture.models import User
 from capture.settings import Settings
+from reports.export import activities_csv
 from reports.periods import parse_range
 from reports.reps import rep_summaries
 from web.app import create_app
@@ -307,3 +317,132 @@ async def test_smtp_size_limit(
         await smtp(settings, message.as_bytes(), HARBOR, [CAPTURE])
 
     assert await stored_emails(database) == []
+
+
+async def test_smtp_reply_before_original_threads(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    reply = make_email(
+        HARBOR,
+        ANA,
+        "Re: Quote",
+        "Yes.",
+        message_id="<late-reply@h.test>",
+        extra={"In-Reply-To": "<root@x.test>", "References": "<root@x.test>"},
+    )
+    original = make_email(ANA, HARBOR, "Quote", "Price?", message_id="<root@x.test>")
+
+    await smtp(settings, reply.as_bytes(), HARBOR, [CAPTURE])
+    await smtp(settings, original.as_bytes(), ANA, [CAPTURE])
+
+    first, second = await stored_emails(database)
+    assert first.subject == "Re: Quote"
+    assert second.thread_key == first.thread_key
+
+
+async def test_smtp_email_counts_in_export(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    sent = make_email(ANA, HARBOR, "Offer", "Our offer.")
+    received = make_email(HARBOR, ANA, "Re: Offer", "Thanks.")
+    away = make_email(
+        HARBOR, ANA, "Out of office", "Away.", extra={"X-Autoreply": "yes"}
+    )
+    for message in (sent, received, away):
+        await smtp(settings, message.as_bytes(), str(message["From"]), [CAPTURE])
+
+    period = parse_range("2026-11-01", "2026-12-31", ZONE)
+    async with database.reads() as session:
+        chunks = [chunk async for chunk in activities_csv(session, period, None)]
+    rows = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
+
+    header, body = rows[0], rows[1:]
+    status = header.index("status")
+    text = header.index("text")
+    emails = [(row[status], row[text]) for row in body if row[8] == "email"]
+    assert emails == [
+        ("sent", "Offer"),
+        ("received", "Re: Offer"),
+        ("automatic", "Out of office"),
+    ]
+
+
+async def test_smtp_unmatched_email_in_inbox(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    stranger = make_email("someone@gmail.com", ANA, "Hello there", "Hi")
+    await smtp(settings, stranger.as_bytes(), "someone@gmail.com", [CAPTURE])
+    await login(mail_client, ANA)
+
+    home = await (await mail_client.get("/")).text()
+
+    start = home.index('<section id="unmatched">')
+    inbox = home[start : home.index("</section>", start)]
+    [email] = await stored_emails(database)
+    assert f'href="/emails/{email.id}"' in inbox
+    assert "someone@gmail.com" in inbox
+
+
+async def test_smtp_starttls_with_certificate(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, demo: None
+) -> None:
+    cert, key = write_self_signed(tmp_path)
+    overrides = {
+        **mail_overrides(free_port()),
+        "smtp_tls_cert": str(cert),
+        "smtp_tls_key": str(key),
+    }
+    settings = make_settings(tmp_path / "data", database_url, **overrides)
+    await start_client(
+        aiohttp_client, create_app(settings, run_worker=False, run_smtp=True)
+    )
+    raw = make_email(HARBOR, ANA, "Over TLS", "Encrypted.").as_bytes()
+
+    def send() -> bool:
+        with smtplib.SMTP("127.0.0.1", settings.smtp_port, timeout=30) as client:
+            client.ehlo()
+            offered = client.has_extn("starttls")
+            client.starttls(context=ssl.create_default_context(cafile=str(cert)))
+            client.sendmail(HARBOR, [CAPTURE], raw.replace(b"\n", b"\r\n"))
+            return offered
+
+    offered = await asyncio.to_thread(send)
+
+    database = Database(settings.database_url)
+    try:
+        subjects = [email.subject for email in await stored_emails(database)]
+    finally:
+        await database.dispose()
+    assert offered
+    assert subjects == ["Over TLS"]
+
+
+def write_self_signed(folder: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
