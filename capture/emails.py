@@ -2,7 +2,7 @@
 
 An email is stored once per `message_key`, so the same message captured
 by SMTP and by a webhook, or retried, makes one touch. Its thread is that
-of the first known message it answers (In-Reply-To, then References),
+of the first known message it replies to (In-Reply-To, then References),
 else the first message of its References, else the latest email of the
 same customer with the same subject in the last `SUBJECT_THREAD_DAYS`
 days, else a new thread. Automatic mail is stored with `automatic` set, so
@@ -66,6 +66,7 @@ def store_email(
             activity.customer_id,
             activity.automatic,
         )
+
     parties = resolve_parties(session, parsed, capture_domains)
     occurred_at = now_or(parties.occurred_at)
     email = _new_email(incoming, parties, occurred_at)
@@ -74,6 +75,7 @@ def store_email(
     email.thread_key = thread_key_for(session, parsed, parties.customer_id, occurred_at)
     session.add(email)
     session.flush()
+
     log.info(
         "email stored: email=%s activity=%s customer=%s rep=%s direction=%s "
         "automatic=%s source=%s attachments=%s",

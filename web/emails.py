@@ -1,8 +1,8 @@
 """Email pages: one email with its thread, and its attachments as downloads.
 
 The plain text shows by default. The HTML body shows only on request, after
-nh3 (the Ammonia sanitiser) has removed scripts, event handlers, styles and
-remote images, and under a Content-Security-Policy that runs no script.
+nh3 (the Ammonia sanitiser) has removed scripts, event handlers, styles,
+forms and images, and under a Content-Security-Policy that runs no script.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from web.keys import DATABASE, SETTINGS
 
 routes = web.RouteTableDef()
 
-# Images are left out: a remote image tells the sender when the email was
-# read, and inline ones would need the message's other parts.
+# Images are left out: a remote image lets the sender see when the email
+# was read, and inline ones would need the message's other parts.
 ALLOWED_TAGS = nh3.ALLOWED_TAGS - {"img"}
 EMAIL_PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; form-action 'self'; "
