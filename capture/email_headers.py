@@ -38,21 +38,42 @@ class Address:
     address: str
 
 
+def _has_surrogates(value: str) -> bool:
+    return any("\udc80" <= character <= "\udcff" for character in value)
+
+
 def _unescape(value: str) -> str:
     """Decode raw 8-bit header bytes that the parser kept as surrogates.
 
     RFC 5322 headers are ASCII, yet some clients send UTF-8 or GBK bytes
-    without encoded words; UTF-8 is tried first, then GB18030.
+    without encoded words. UTF-8 is tried first, then GB18030.
     """
-    if not any("\udc80" <= character <= "\udcff" for character in value):
-        return value
-    raw = value.encode("utf-8", "surrogateescape")
+    raw = value.encode("ascii", "surrogateescape")
     for charset in ("utf-8", "gb18030"):
         try:
             return raw.decode(charset)
         except UnicodeDecodeError:
             continue
     return raw.decode("utf-8", "replace")
+
+
+def _header_values(message: Message, name: str) -> list[str]:
+    """Return the values of every `name` header as text.
+
+    `policy.default` decodes 8-bit header bytes as UTF-8 and replaces what
+    fails, so a header with raw bytes is decoded here from its raw value.
+    """
+    name = name.lower()
+    parsed = message.get_all(name) or []
+    raw = [value for key, value in message.raw_items() if key.lower() == name]
+    if len(raw) != len(parsed):
+        return [str(value) for value in parsed]
+    return [
+        _unescape(original)
+        if isinstance(original, str) and _has_surrogates(original)
+        else str(value)
+        for original, value in zip(raw, parsed, strict=True)
+    ]
 
 
 def decode_text(part: Message) -> str:
@@ -69,15 +90,15 @@ def decode_text(part: Message) -> str:
 
 
 def header_text(message: Message, name: str) -> str:
-    values = message.get_all(name) or []
+    values = _header_values(message, name)
     if not values:
         return ""
-    return " ".join(_unescape(str(values[0])).split())
+    return " ".join(values[0].split())
 
 
 def addresses_of(message: Message, name: str) -> tuple[Address, ...]:
     """Return the addresses of every `name` header, lower case, in order."""
-    values = [_unescape(str(value)) for value in message.get_all(name) or []]
+    values = _header_values(message, name)
     found: list[Address] = []
     for display, address in getaddresses(values):
         address = address.strip().lower()
