@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import free_port, login, make_settings, start_client
+from conftest import csrf_of, free_port, login, make_settings, start_client
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -446,3 +446,31 @@ def write_self_signed(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+async def test_added_address_attaches_unmatched_email(
+    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+) -> None:
+    inbound = make_email("buyer@gmail.com", ANA, "Price list?", "Hi")
+    outbound = make_email(ANA, "buyer@gmail.com", "Re: Price list?", "Attached")
+    other = make_email("ba.buyer@gmail.com", ANA, "Unrelated", "Hi")
+    for message in (inbound, outbound, other):
+        await smtp(settings, message.as_bytes(), str(message["From"]), [CAPTURE])
+    harbor = await customer_named(database, "Harbor Freight Co")
+    await login(mail_client, ANA)
+    page = await mail_client.get(f"/customers/{harbor.id}")
+
+    response = await mail_client.post(
+        f"/customers/{harbor.id}/contacts",
+        data={
+            "csrf_token": csrf_of(await page.text()),
+            "kind": "email",
+            "value": "Buyer@Gmail.com",
+            "label": "",
+        },
+        allow_redirects=False,
+    )
+
+    customers = [e.activity.customer_id for e in await stored_emails(database)]
+    assert response.status == 303
+    assert customers == [harbor.id, harbor.id, None]
