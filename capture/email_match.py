@@ -69,6 +69,11 @@ class EmailParties:
     counterpart: str | None
     occurred_at: datetime | None
     forwarded_by: str | None
+    # The parties of the message the touch is: a forward's original, else
+    # the email's own.
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
 
 
 def domain_of(address: str) -> str:
@@ -116,7 +121,15 @@ def resolve_parties(
         if rep_id is None:
             rep_id = owner_id
     return EmailParties(
-        direction, rep_id, customer_id, counterpart, sent_at, forwarded_by
+        direction,
+        rep_id,
+        customer_id,
+        counterpart,
+        sent_at,
+        forwarded_by,
+        sender,
+        to,
+        cc,
     )
 
 

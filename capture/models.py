@@ -367,7 +367,9 @@ class Email(Base):
 
     `message_key` is the SHA-256 of the Message-ID, or of the content when a
     message has none. `thread_key` is the `message_key` of the thread's first
-    email. Bodies are kept as sent; HTML is sanitised when it is displayed.
+    email. The addresses of a forward from a rep are the original message's,
+    with the rep in `forwarded_by`. Bodies are kept as sent, and HTML is
+    sanitised when it is displayed.
     """
 
     __tablename__ = "emails"

@@ -208,6 +208,8 @@ async def test_smtp_forward_matches_original_sender(
     assert email.activity.rep is not None
     assert email.activity.rep.email == ANA
     assert email.forwarded_by == ANA
+    assert email.from_address == NORTHWIND
+    assert email.to_addresses == ANA
     assert email.activity.occurred_at.isoformat() == "2026-11-30T16:15:00+00:00"
 
 
