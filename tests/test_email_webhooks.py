@@ -332,3 +332,25 @@ async def test_email_page_plain_text_default(
     assert "t.example" not in html_text
     assert "script-src" not in html.headers["Content-Security-Policy"]
     assert "default-src 'none'" in html.headers["Content-Security-Policy"]
+
+
+async def test_email_page_html_only_text(
+    mail_client: TestClient[Any, Any], database: Database
+) -> None:
+    payload = {
+        "From": HARBOR,
+        "To": ANA,
+        "Subject": "Only HTML",
+        "HtmlBody": "<p>Fish &amp; chips</p><div>second<br>line</div>"
+        "<script>alert(1)</script>",
+    }
+    await mail_client.post("/email/inbound/postmark", json=payload, headers=basic())
+    [email] = await stored_emails(database)
+    await login(mail_client, ANA)
+
+    page = await mail_client.get(f"/emails/{email.id}")
+
+    text = await page.text()
+    assert email.text_body == ""
+    assert "Fish &amp; chips\nsecond\nline</pre>" in text
+    assert "alert(1)" not in text
