@@ -314,7 +314,8 @@ def main() -> int:
                 "TOUCHLINE_PUBLIC_URL": public_url,
                 "TOUCHLINE_TWILIO_AUTH_TOKEN": TOKEN,
                 "TOUCHLINE_SECRET_KEY": "f" * 40,
-                "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
+                "TOUCHLINE_SMTP_PORT": "0",
+            "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
                 "TOUCHLINE_MEDIA_HOSTS": "127.0.0.1",
             }
         )

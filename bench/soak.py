@@ -304,6 +304,7 @@ def environment(work: Path, database_url: str) -> dict[str, str]:
             "TOUCHLINE_TWILIO_AUTH_TOKEN": TOKEN,
             "TOUCHLINE_SECRET_KEY": "s" * 40,
             "TOUCHLINE_MEDIA_HOSTS": "127.0.0.1",
+            "TOUCHLINE_SMTP_PORT": "0",
             "TOUCHLINE_TRANSCRIBE_ENGINE": "faster-whisper",
             "TOUCHLINE_WHISPER_MODEL": "tiny.en",
             "HF_HUB_OFFLINE": "1",

@@ -213,6 +213,8 @@ def measure_service(
             "TOUCHLINE_TWILIO_AUTH_TOKEN": TOKEN,
             "TOUCHLINE_SECRET_KEY": "b" * 40,
             "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
+            # The benchmark sends webhooks only, so no SMTP listener is started.
+            "TOUCHLINE_SMTP_PORT": "0",
         }
     )
     touchline = str(Path(sys.executable).with_name("touchline"))

@@ -1,7 +1,7 @@
 """The unmatched inbox: touches with no customer, attached by a person.
 
-Adding a phone number to a customer (`add_contact`) also attaches the
-unmatched touches of that number.
+Adding a phone number or email address to a customer (`add_contact`) also
+attaches the unmatched touches of that number or address.
 
 A touch waits here when its other party is no customer's: a withheld
 caller, a `sip:` or `client:` party, or a number that several customers
@@ -29,6 +29,7 @@ from capture.models import (
     CompanyNumber,
     ContactPoint,
     Customer,
+    Email,
     Message,
     User,
 )
@@ -123,8 +124,8 @@ async def add_contact(
 ) -> list[int]:
     """Add a phone number or email address to a customer.
 
-    Returns the ids of the unmatched touches of the number that were
-    attached to the customer as a result. A rep's phone or a company number
+    Returns the ids of the unmatched touches of the number or address that
+    were attached to the customer as a result. A rep's phone or a company number
     is no customer's number and is rejected.
     """
     if viewer.role not in ATTACHERS:
@@ -162,10 +163,12 @@ async def add_contact(
             customer_id=customer.id, kind=kind, value=normalised, label=label.strip()
         )
     )
-    if kind != "phone":
-        await session.flush()
-        return []
-    touches = await _unmatched_of_number(session, viewer, normalised, default_region)
+    if kind == "phone":
+        touches = await _unmatched_of_number(
+            session, viewer, normalised, default_region
+        )
+    else:
+        touches = await _unmatched_of_address(session, viewer, normalised)
     if touches:
         await _attach(session, customer.id, touches)
     await session.flush()
@@ -234,6 +237,38 @@ async def _unmatched_of_number(
     # The parties are stored as Twilio sent them; keep those whose other
     # party, not the rep's side, is the number.
     return [a for a in found if other_number(a, default_region) == number]
+
+
+async def _unmatched_of_address(
+    session: AsyncSession, viewer: Viewer, address: str
+) -> list[Activity]:
+    """Unmatched emails, visible to the viewer, with `address` as other party."""
+    query = (
+        select(Activity)
+        .join(Email, Email.activity_id == Activity.id)
+        .where(
+            Activity.customer_id.is_(None),
+            visible_activities(viewer),
+            (Email.from_address == address)
+            | Email.to_addresses.contains(address, autoescape=True)
+            | Email.cc_addresses.contains(address, autoescape=True),
+        )
+        .options(selectinload(Activity.email))
+    )
+    found = (await session.scalars(query)).all()
+    # An inbound email's other party is its sender, an outbound one's its
+    # recipients; the substring match above also finds longer addresses.
+    return [a for a in found if address in _other_addresses(a)]
+
+
+def _other_addresses(activity: Activity) -> set[str]:
+    email = activity.email
+    if email is None:
+        return set()
+    if activity.direction == "inbound":
+        return {email.from_address}
+    recipients = f"{email.to_addresses},{email.cc_addresses}".split(",")
+    return {address.strip() for address in recipients if address.strip()}
 
 
 async def _attach(

@@ -307,6 +307,7 @@ class Activity(Base):
     rep: Mapped[User | None] = relationship()
     call: Mapped[Call | None] = relationship(back_populates="activity")
     message: Mapped[Message | None] = relationship(back_populates="activity")
+    email: Mapped[Email | None] = relationship(back_populates="activity")
 
 
 class Call(Base):
@@ -368,6 +369,73 @@ class Message(Base):
     messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
 
     activity: Mapped[Activity] = relationship(back_populates="message")
+
+
+class Email(Base):
+    """An email, stored once per `message_key`, whichever way it arrived.
+
+    `message_key` is the SHA-256 of the Message-ID, or of the content when a
+    message has none. `thread_key` is the `message_key` of the thread's first
+    email. The addresses of a forward from a rep are the original message's,
+    with the rep in `forwarded_by`. Bodies are kept as sent, and HTML is
+    sanitised when it is displayed.
+    """
+
+    __tablename__ = "emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), unique=True
+    )
+    message_key: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(Text, default="")
+    thread_key: Mapped[str] = mapped_column(String(64), index=True)
+    # The subject without reply and forward prefixes, lower case, for threading.
+    subject_key: Mapped[str] = mapped_column(String(200), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    # Comma-separated addresses, lower case.
+    to_addresses: Mapped[str] = mapped_column(Text, default="")
+    cc_addresses: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    # Why the email counts as automatic (auto-submitted, autoreply, bounce,
+    # out-of-office, bulk); None for mail a person wrote.
+    automatic_reason: Mapped[str | None] = mapped_column(String(32))
+    # The rep who forwarded the email to the capture address, if one did.
+    forwarded_by: Mapped[str | None] = mapped_column(String(320))
+    # smtp, sendgrid, mailgun, postmark or mime.
+    source: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    activity: Mapped[Activity] = relationship(back_populates="email")
+    attachments: Mapped[list[EmailAttachment]] = relationship(
+        back_populates="email",
+        cascade="all, delete-orphan",
+        order_by="EmailAttachment.position",
+    )
+
+
+class EmailAttachment(Base):
+    """A file attached to an email, stored under the data folder by SHA-256."""
+
+    __tablename__ = "email_attachments"
+    __table_args__ = (UniqueConstraint("email_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(
+        ForeignKey("emails.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(300))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Relative to data_dir.
+    file_path: Mapped[str] = mapped_column(Text)
+
+    email: Mapped[Email] = relationship(back_populates="attachments")
 
 
 class MessageEvent(Base):

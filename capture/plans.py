@@ -161,6 +161,7 @@ async def _touches_of_plans(
         .options(
             selectinload(Activity.call),
             selectinload(Activity.message),
+            selectinload(Activity.email),
             selectinload(Activity.rep),
         )
         .order_by(Activity.occurred_at, Activity.id)

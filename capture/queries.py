@@ -24,6 +24,7 @@ from capture.models import (
     Customer,
     CustomField,
     CustomFieldValue,
+    Email,
     Job,
     Recording,
     Transcript,
@@ -206,6 +207,7 @@ async def customer_stream(
             selectinload(Activity.call),
             selectinload(Activity.message),
             selectinload(Activity.rep),
+            selectinload(Activity.email).selectinload(Email.attachments),
         )
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit + 1)

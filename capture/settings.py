@@ -115,6 +115,14 @@ def _shared_keys(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((key.strip(), secret.strip()) for key, secret in pairs)
 
 
+def _domains(value: Any) -> tuple[str, ...]:
+    domains = _text_list(value)
+    for domain in domains:
+        if "@" in domain or "/" in domain or " " in domain or "." not in domain:
+            raise ValueError(f"{domain!r} is not a mail domain such as crm.example.com")
+    return domains
+
+
 def _currency(value: Any) -> str:
     code = _text(value).strip().upper()
     if not is_currency(code):
@@ -254,15 +262,55 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "smtp_port",
         2525,
-        "Port of the SMTP capture listener; checked, but no listener runs yet.",
+        "Port of the SMTP capture listener that `touchline serve` starts; 0 "
+        "starts none.",
         _port,
+    ),
+    Setting(
+        "smtp_host",
+        "127.0.0.1",
+        "Address the SMTP capture listener binds to; 0.0.0.0 for a public MX.",
+        _text,
     ),
     Setting(
         "capture_domains",
         "",
-        "Mail domains the SMTP listener accepts (comma-separated); checked, but "
-        "no listener runs yet.",
-        _text_list,
+        "Mail domains the SMTP listener accepts mail for (comma-separated); "
+        "every other recipient is rejected with 550.",
+        _domains,
+    ),
+    Setting(
+        "smtp_tls_cert",
+        "",
+        "PEM certificate chain for STARTTLS on the SMTP listener; empty offers "
+        "no STARTTLS.",
+        _text,
+    ),
+    Setting(
+        "smtp_tls_key",
+        "",
+        "PEM private key of smtp_tls_cert; empty when the key is in that file.",
+        _text,
+    ),
+    Setting(
+        "email_max_bytes",
+        30 * 1024 * 1024,
+        "Largest email accepted, in bytes: the SMTP message size and the body "
+        "of an inbound-email webhook.",
+        _positive,
+    ),
+    Setting(
+        "mailgun_signing_key",
+        "",
+        "Mailgun webhook signing key; empty rejects Mailgun inbound webhooks.",
+        _text,
+    ),
+    Setting(
+        "email_webhook_password",
+        "",
+        "Password that SendGrid and Postmark send with HTTP basic auth on the "
+        "inbound-email URL; empty rejects both.",
+        _text,
     ),
     Setting(
         "transcribe_engine",
@@ -372,7 +420,13 @@ class Settings:
     timezone: str
     currency: str
     smtp_port: int
+    smtp_host: str
     capture_domains: tuple[str, ...]
+    smtp_tls_cert: str
+    smtp_tls_key: str
+    email_max_bytes: int
+    mailgun_signing_key: str
+    email_webhook_password: str
     transcribe_engine: str
     whisper_model: str
     dial_rep_channel: int
@@ -396,6 +450,10 @@ class Settings:
     @property
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
 
 
 def load_settings(

@@ -17,6 +17,7 @@ UNMATCHED_PAGE = 50
 DETAILS = (
     selectinload(Activity.call),
     selectinload(Activity.message),
+    selectinload(Activity.email),
     selectinload(Activity.customer),
     selectinload(Activity.rep),
 )

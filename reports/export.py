@@ -93,6 +93,8 @@ def _row(record: Any, zone: ZoneInfo) -> list[Any]:
         status = call.status
     elif message is not None:
         status = message.status
+    elif activity.channel == "email":
+        status = email_status(activity)
     text = message.body if message else activity.summary
     return [
         activity.id,
@@ -109,6 +111,14 @@ def _row(record: Any, zone: ZoneInfo) -> list[Any]:
         call.talk_seconds if call and call.talk_seconds is not None else "",
         text or "",
     ]
+
+
+def email_status(activity: Activity) -> str:
+    """Return sent or received, so that a sheet counts a rep's emails by
+    filtering; automatic mail, which is no touch, says automatic."""
+    if activity.automatic:
+        return "automatic"
+    return "sent" if activity.direction == "outbound" else "received"
 
 
 def encode_rows(rows: Iterable[list[Any]]) -> bytes:

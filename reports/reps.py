@@ -36,6 +36,8 @@ class RepSummary:
     talk_seconds: int = 0
     sms: int = 0
     emails: int = 0
+    emails_sent: int = 0
+    emails_received: int = 0
     other_touches: int = 0
     signed: Money = field(default_factory=dict)
     collected: Money = field(default_factory=dict)
@@ -105,6 +107,9 @@ async def _add_touches(
             func.count().filter(Activity.channel.in_(("sms", "mms"))),
             func.count().filter(Activity.channel == "email"),
             func.count().filter(
+                Activity.channel == "email", Activity.direction == "outbound"
+            ),
+            func.count().filter(
                 Activity.channel.not_in(("call", "sms", "mms", "email"))
             ),
         )
@@ -124,7 +129,9 @@ async def _add_touches(
         )
         summary.calls_received = summary.calls - summary.calls_made
         summary.talk_seconds = int(row[4] or 0)
-        summary.sms, summary.emails, summary.other_touches = row[5], row[6], row[7]
+        summary.sms, summary.emails, summary.other_touches = row[5], row[6], row[8]
+        summary.emails_sent = row[7]
+        summary.emails_received = summary.emails - summary.emails_sent
 
 
 async def _add_sales(

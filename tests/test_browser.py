@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import smtplib
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +64,25 @@ START_TIMEOUT_S = 30.0
 TRANSCRIBE_TIMEOUT_S = 90.0
 AUTH_TOKEN = "browser-test-auth-token"
 LANGUAGE_ACTION = "/account/language"
+CAPTURE_DOMAIN = "capture.touchline.test"
+# Each line tries a different way to run script; none may run.
+HOSTILE_HTML = (
+    "<p id='greeting'>Quarterly numbers</p>"
+    "<script>window.pwned = 'script'; alert('script')</script>"
+    "<img src=x onerror=\"window.pwned = 'img'\">"
+    "<a href=\"javascript:window.pwned = 'link'\">open</a>"
+    "<svg onload=\"window.pwned = 'svg'\"></svg>"
+    "<iframe srcdoc=\"<script>parent.pwned = 'iframe'</script>\"></iframe>"
+    "<form action='https://evil.example/'><button>Send</button></form>"
+    '<div style="background:url(javascript:alert(1))">styled</div>'
+)
 
 
 @dataclass(frozen=True)
 class DemoSite:
     url: str
+    smtp_port: int
+    database: Path
     log_path: Path
     call_sid: str
     talk_seconds: int
@@ -92,9 +108,11 @@ def run_touchline(config: Path, *args: str, env: dict[str, str]) -> None:
         pytest.fail(f"touchline {args[0]} exited {done.returncode}:\n{output}")
 
 
-def write_config(directory: Path, port: int) -> Path:
+def write_config(directory: Path, port: int, smtp_port: int) -> Path:
     config = directory / "touchline.toml"
     config.write_text(
+        f"smtp_port = {smtp_port}\n"
+        f'capture_domains = ["{CAPTURE_DOMAIN}"]\n'
         f'data_dir = "{directory / "data"}"\n'
         f'public_url = "http://127.0.0.1:{port}"\n'
         f'twilio_account_sid = "AC{"0" * 32}"\n'
@@ -153,7 +171,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     directory = tmp_path_factory.mktemp("browser-site")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    config = write_config(directory, port)
+    smtp_port = free_port()
+    config = write_config(directory, port, smtp_port)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     log_path = directory / "serve.log"
     run_touchline(config, "demo", env=env)
@@ -175,6 +194,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
         names = {customer.phone: customer.name for customer in CUSTOMERS}
         yield DemoSite(
             url=url,
+            smtp_port=smtp_port,
+            database=directory / "data" / "touchline.db",
             log_path=log_path,
             call_sid=call["call_sid"],
             talk_seconds=call["talk_seconds"],
@@ -409,3 +430,50 @@ def test_plan_chain_and_board(page: Page, site: DemoSite) -> None:
     expect(
         page.locator("#due-today").get_by_role("link", name=site.customer_name)
     ).to_have_count(0)
+
+
+def send_hostile_email(site: DemoSite) -> int:
+    """Send an HTML email over SMTP to the site; return its email id."""
+    message = EmailMessage()
+    message["From"] = "Harbor Ops <ops@harbor.example>"
+    message["To"] = site.rep_email
+    message["Subject"] = "Hostile markup"
+    message["Message-ID"] = "<hostile@harbor.example>"
+    message.set_content("Quarterly numbers (plain)")
+    message.add_alternative(HOSTILE_HTML, subtype="html")
+    with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=30) as smtp:
+        smtp.sendmail(
+            "ops@harbor.example",
+            [f"log@{CAPTURE_DOMAIN}"],
+            message.as_bytes().replace(b"\n", b"\r\n"),
+        )
+    with sqlite3.connect(f"file:{site.database}?mode=ro", uri=True) as connection:
+        row = connection.execute(
+            "SELECT id FROM emails WHERE message_id = 'hostile@harbor.example'"
+        ).fetchone()
+    assert row is not None, "the email sent over SMTP was not stored"
+    return int(row[0])
+
+
+def test_email_html_runs_no_script(page: Page, site: DemoSite) -> None:
+    email_id = send_hostile_email(site)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, "ana@demo.touchline.test")
+
+    page.goto(f"/emails/{email_id}")
+    expect(page.locator("pre.email-body")).to_contain_text("Quarterly numbers (plain)")
+    page.get_by_role("link", name="Show formatted (HTML)").click()
+    expect(page.locator("#greeting, .email-body p").first).to_have_text(
+        "Quarterly numbers"
+    )
+    body = page.locator(".email-body")
+    if body.locator("a").count():
+        body.locator("a").first.click()
+    page.wait_for_timeout(500)
+
+    assert page.evaluate("() => window.pwned === undefined")
+    assert dialogs == []
+    assert body.locator("script, iframe, svg, form, img").count() == 0
+    assert body.locator("[onerror], [onload], [style]").count() == 0
+    assert body.locator("a[href^='javascript']").count() == 0

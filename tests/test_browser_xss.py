@@ -163,7 +163,7 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSi
     directory = tmp_path_factory.mktemp("xss-site")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    config = write_config(directory, port)
+    config = write_config(directory, port, smtp_port=0)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     log_path = directory / "serve.log"
     run_touchline(config, "demo", env=env)

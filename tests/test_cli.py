@@ -30,6 +30,8 @@ def environment(tmp_path: Path, database_url: str) -> dict[str, str]:
             "TOUCHLINE_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TOUCHLINE_SECRET_KEY": SECRET_KEY,
             "TOUCHLINE_TIMEZONE": "America/Los_Angeles",
+            # No SMTP listener: servers started from tests would share its port.
+            "TOUCHLINE_SMTP_PORT": "0",
         }
     )
     return env

@@ -15,8 +15,10 @@ from sqlalchemy import text
 
 from capture import retention
 from capture.db import Database
+from capture.email_intake import EmailIntake
 from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
 from capture.settings import Settings
+from capture.smtp import start_smtp
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
 from telephony.recording_jobs import RecordingDownloader
@@ -27,6 +29,7 @@ from web import (
     admin,
     api,
     customer_value,
+    emails,
     i18n,
     imports_api,
     inbox,
@@ -43,9 +46,18 @@ from web.csrf import csrf_middleware
 from web.daily import routes as daily_routes
 from web.direct import direct_middleware
 from web.display import is_withheld, phone_formatter
+from web.email_inbound import EmailWebhooks
 from web.errors import error_middleware
 from web.inputs import input_middleware
-from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
+from web.keys import (
+    DATABASE,
+    EMAIL_INTAKE,
+    SETTINGS,
+    SMTP_SERVER,
+    WEBHOOKS,
+    WORKER,
+    WRITER,
+)
 from web.metrics import metrics
 from web.organisation import routes as organisation_routes
 from web.runtime import RUNTIME, RuntimeSettings
@@ -76,7 +88,10 @@ def build_worker(settings: Settings, database: Database, writer: BatchWriter) ->
     )
 
 
-def create_app(settings: Settings, *, run_worker: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, run_worker: bool = True, run_smtp: bool = False
+) -> web.Application:
+    """Wire the application; `run_smtp` starts the SMTP capture listener too."""
     # Order matters: errors are rendered outermost, the session is loaded
     # and saved around the CSRF check, and the user is known before a handler.
     app = web.Application(
@@ -115,11 +130,17 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.cleanup_ctx.append(_writer)
     if run_worker:
         app.cleanup_ctx.append(_worker)
+    if run_smtp and settings.smtp_port:
+        app.cleanup_ctx.append(_smtp)
     app.router.add_get("/healthz", healthz)
     webhooks = TwilioWebhooks(settings, writer, worker.notify)
     app[WEBHOOKS] = webhooks
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
+    intake = EmailIntake(settings, writer)
+    app[EMAIL_INTAKE] = intake
+    app.router.add_routes(EmailWebhooks(settings, intake).routes())
+    app.router.add_routes(emails.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(plans_api.routes)
@@ -166,6 +187,15 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         close = getattr(handler, "close", None)
         if close is not None:
             close()
+
+
+async def _smtp(app: web.Application) -> AsyncIterator[None]:
+    server = await start_smtp(app[SETTINGS], app[EMAIL_INTAKE])
+    app[SMTP_SERVER] = server
+    yield
+    server.close()
+    await server.wait_closed()
+    log.info("smtp listener stopped")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -212,13 +212,20 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.demo:
         settings = _demo_settings(settings, args.port)
     migrate.upgrade(settings.database_url)
-    app = create_app(settings, run_worker=not args.no_worker)
+    app = create_app(settings, run_worker=not args.no_worker, run_smtp=True)
     if args.demo:
         app.cleanup_ctx.append(_demo_context(settings, args.port))
     if not _port_free(args.host, args.port):
         print(
             f"touchline: {args.host}:{args.port} is in use; stop the other server "
             "or pass --port",
+            file=sys.stderr,
+        )
+        return 1
+    if settings.smtp_port and not _port_free(settings.smtp_host, settings.smtp_port):
+        print(
+            f"touchline: smtp_port {settings.smtp_host}:{settings.smtp_port} is in "
+            "use; set another smtp_port, or 0 to start no SMTP listener",
             file=sys.stderr,
         )
         return 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from capture.access import Viewer
 from capture.db import Database
+from capture.email_intake import EmailIntake
 from capture.models import User
 from capture.settings import Settings
 from capture.worker import Worker
@@ -17,6 +20,8 @@ DATABASE = web.AppKey("database", Database)
 WRITER = web.AppKey("writer", BatchWriter)
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", TwilioWebhooks)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+SMTP_SERVER = web.AppKey("smtp_server", asyncio.Server)
 
 # The logged-in user of a request and their access scope, set by the auth
 # middleware.

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from capture.models import Activity, Call, Customer, Message, Recording, Transcript
+from capture.models import (
+    Activity,
+    Call,
+    Customer,
+    Email,
+    Message,
+    Recording,
+    Transcript,
+)
 from capture.queries import CallDetail
 
 
@@ -65,7 +73,34 @@ def activity_json(activity: Activity, zone: ZoneInfo) -> dict[str, Any]:
         data["call"] = call_json(activity.call, zone)
     if activity.message is not None:
         data["message"] = message_json(activity.message)
+    if activity.email is not None:
+        data["email"] = email_json(activity.email)
     return data
+
+
+def email_json(email: Email) -> dict[str, Any]:
+    return {
+        "id": email.id,
+        "message_id": email.message_id,
+        "thread_key": email.thread_key,
+        "subject": email.subject,
+        "from": email.from_address,
+        "to": email.to_addresses,
+        "cc": email.cc_addresses,
+        "text": email.text_body,
+        "automatic_reason": email.automatic_reason,
+        "forwarded_by": email.forwarded_by,
+        "attachments": [
+            {
+                "id": attachment.id,
+                "filename": attachment.filename,
+                "content_type": attachment.content_type,
+                "size_bytes": attachment.size_bytes,
+                "url": f"/emails/{email.id}/attachments/{attachment.id}",
+            }
+            for attachment in email.attachments
+        ],
+    }
 
 
 def recording_json(recording: Recording) -> dict[str, Any]:

@@ -67,6 +67,8 @@ def write_config(directory: Path, port: int) -> Path:
         'media_hosts = ["127.0.0.1"]\n'
         'timezone = "America/Los_Angeles"\n'
         'whisper_model = "tiny.en"\n'
+        # No SMTP listener: the pages need none, and a fixed port could clash.
+        "smtp_port = 0\n"
     )
     return config
 
