@@ -25,6 +25,7 @@ from capture.models import (
     CustomField,
     CustomFieldValue,
     Job,
+    Message,
     Recording,
     Transcript,
 )
@@ -198,7 +199,7 @@ async def customer_stream(
         .where(Activity.customer_id == customer_id, Activity.customer_id.in_(visible))
         .options(
             selectinload(Activity.call),
-            selectinload(Activity.message),
+            selectinload(Activity.message).selectinload(Message.media),
             selectinload(Activity.rep),
         )
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())

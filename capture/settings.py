@@ -334,6 +334,11 @@ class Settings:
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
 
+    @property
+    def media_dir(self) -> Path:
+        """Where MMS media files are stored, one folder per message."""
+        return self.data_dir / "media"
+
 
 def load_settings(
     path: Path | None = None,

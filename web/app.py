@@ -15,10 +15,12 @@ from sqlalchemy import text
 
 from capture import retention
 from capture.db import Database
+from capture.mms import DOWNLOAD_MEDIA_JOB
 from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
 from capture.settings import Settings
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
+from telephony.mms import MediaDownloader
 from telephony.recording_jobs import RecordingDownloader
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
@@ -31,6 +33,8 @@ from web import (
     imports_api,
     inbox,
     labels,
+    ledger_pages,
+    media,
     pages,
     settings_admin,
     values_api,
@@ -59,7 +63,8 @@ def job_handlers(
     settings: Settings, database: Database, writer: BatchWriter
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
-        DOWNLOAD_JOB: RecordingDownloader(settings, database, writer)
+        DOWNLOAD_JOB: RecordingDownloader(settings, database, writer),
+        DOWNLOAD_MEDIA_JOB: MediaDownloader(settings, database, writer),
     }
     if settings.transcribe_engine != "none":
         handlers[TRANSCRIBE_JOB] = Transcriber(settings, database, writer)
@@ -129,6 +134,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
     app.router.add_routes(pages.routes)
+    app.router.add_routes(ledger_pages.routes)
+    app.router.add_routes(media.routes)
     app.router.add_static("/static", STATIC)
     return app
 

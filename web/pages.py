@@ -28,6 +28,7 @@ from reports.reps import rep_summaries
 from web.access import user_of, viewer_of
 from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
+from web.media import INLINE_IMAGES
 
 routes = web.RouteTableDef()
 PAGE = 100
@@ -97,7 +98,7 @@ async def customer(request: web.Request) -> dict[str, Any]:
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
-    return {**context, "media": media}
+    return {**context, "media": media, "inline_types": INLINE_IMAGES}
 
 
 @routes.get("/calls/{call_sid}")
