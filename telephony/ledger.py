@@ -158,7 +158,7 @@ async def _record_rejection(
         headers=headers,
     )
     try:
-        await writer.submit(insert_rows_of, [row])
+        await writer.submit(insert_rows_of, row)
     except Exception as failure:
         log.warning(
             "webhook ledger row for %r (%s) not stored: %r",
@@ -193,7 +193,7 @@ async def _sid_from_body(request: web.Request) -> str | None:
 def _post(writer: BatchWriter, row: dict[str, Any]) -> None:
     """Queue a row with the next batch without waiting for its commit."""
     try:
-        future = writer.post(insert_rows_of, [row])
+        future = writer.post(insert_rows_of, row)
     except RuntimeError as error:
         log.warning("webhook ledger row for %r not queued: %r", row["path"], error)
         return

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import StreamReader, web
+from aiohttp.http import RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -224,15 +225,20 @@ def _stored_request(request: web.Request, original: WebhookRequest) -> web.Reque
     body = decode_body(original)
     headers = CIMultiDict(stored_headers(original.headers))
     headers["Content-Length"] = str(len(body))
-    message = request.message._replace(
+    message = RawRequestMessage(
         method="POST",
         path=target,
-        url=URL(target, encoded=True),
+        version=request.version,
         headers=CIMultiDictProxy(headers),
         raw_headers=tuple(
             (name.encode("utf-8"), value.encode("utf-8"))
             for name, value in headers.items()
         ),
+        should_close=False,
+        compression=None,
+        upgrade=False,
+        chunked=False,
+        url=URL(target, encoded=True),
     )
     loop = asyncio.get_running_loop()
     payload = StreamReader(request.protocol, 2**16, loop=loop)
