@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import login, make_settings, post_signed, start_client
+from conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    free_port,
+    login,
+    make_settings,
+    post_signed,
+    start_client,
+)
 from media_host import MediaHost, media_host
 from sqlalchemy import select, update
 from twilio_params import inbound_mms, new_sid
@@ -17,6 +26,8 @@ from capture.mms import DOWNLOAD_MEDIA_JOB
 from capture.models import Activity, Job, Message, MessageMedia
 from capture.settings import Settings
 from capture.worker import Worker
+from telephony.simulate.options import SimulationOptions
+from telephony.simulate.run import run_simulation
 from web.app import create_app
 from web.keys import WORKER
 
@@ -292,3 +303,61 @@ async def test_mms_media_url_invalid_rejected(client: Any, database: Database) -
         assert (await response.json())["field"] == field
     async with database.reads() as session:
         assert (await session.scalar(select(Message.id))) is None
+
+
+async def test_simulate_sends_mms(
+    aiohttp_client: Any, demo: None, database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp_path / "data", database_url, public_url=url)
+    client = await aiohttp_client(
+        create_app(settings, run_worker=False), server_kwargs={"port": port}
+    )
+    worker: Worker = client.app[WORKER]
+    options = SimulationOptions(
+        url=url,
+        auth_token=AUTH_TOKEN,
+        work_dir=tmp_path / "work",
+        account_sid=ACCOUNT_SID,
+        calls=0,
+        sms=0,
+        mms=2,
+        rate=0,
+        fetch_timeout_s=20,
+    )
+    done = asyncio.Event()
+
+    async def work() -> None:
+        while not done.is_set():
+            if not await worker.run_once():
+                await asyncio.sleep(0.05)
+
+    working = asyncio.create_task(work())
+    try:
+        report = await run_simulation(options)
+    finally:
+        done.set()
+        await working
+
+    assert report.errors == []
+    assert report.mms_sent == 2
+    assert report.mms_media_not_fetched == []
+    database = Database(settings.database_url)
+    try:
+        async with database.reads() as session:
+            rows = list(
+                await session.scalars(select(MessageMedia).order_by(MessageMedia.id))
+            )
+            channels = list(await session.scalars(select(Activity.channel)))
+    finally:
+        await database.dispose()
+    assert [row.content_type for row in rows] == [
+        "image/png",
+        "image/png",
+        "text/vcard",
+    ]
+    assert all(row.status == "stored" for row in rows)
+    assert channels == ["mms", "mms"]
+    stored = settings.data_dir / str(rows[0].file_path)
+    assert stored.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
