@@ -191,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "media_max_bytes",
         200 * 1024 * 1024,
-        "Largest recording download, in bytes.",
+        "Largest recording or MMS media download, in bytes.",
         _positive,
     ),
     Setting(
