@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from capture.models import WebhookRequest, table_of, utcnow
 from capture.sql import insert_rows
+from capture.writer import BulkApply
 
 # The outcomes a row can have; the first four come from the domain layer
 # and all are the outcome names of the metrics endpoint.
@@ -40,7 +41,7 @@ OUTCOMES = (
     "failed",
 )
 SIGNATURES = ("valid", "invalid", "missing", "unchecked")
-# Outcomes whose request can be replayed: the sender was told to retry.
+# Outcomes whose request can be replayed: their 5xx response made the sender retry.
 REPLAYABLE = frozenset({"failed"})
 # Bytes of a forbidden request's body that are kept: enough to see what was
 # sent, without storing whatever an unsigned sender posts in full.
@@ -59,7 +60,7 @@ MAX_ERROR = 2000
 
 @dataclass
 class LedgerEntry:
-    """What is known about one webhook request while it is handled."""
+    """The state of one webhook request while it is handled."""
 
     path: str
     query: str
@@ -67,7 +68,7 @@ class LedgerEntry:
     signature: str = "unchecked"
     sid: str | None = None
     replay_of: int | None = None
-    # The status the handler answers once its change is committed.
+    # The status the handler returns once its change is committed.
     status_code: int = 200
     # True once the row was written with the change it belongs to.
     stored: bool = False
@@ -144,7 +145,6 @@ class Ledgered:
     entry: LedgerEntry
 
 
-BulkApply = Callable[[Session, list[Any]], list[Any]]
 _WRAPPED: dict[BulkApply, BulkApply] = {}
 
 

@@ -655,7 +655,7 @@ class WebhookRequest(Base):
         ForeignKey("activities.id", ondelete="SET NULL")
     )
     error: Mapped[str | None] = mapped_column(Text)
-    # utf-8 or base64: how `body` holds the bytes received.
+    # utf-8 or base64: how `body` encodes the bytes received.
     body_encoding: Mapped[str | None] = mapped_column(String(8))
     body: Mapped[str | None] = mapped_column(Text)
     # A JSON object of the headers a replay needs; signatures only as a hash.

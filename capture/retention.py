@@ -7,6 +7,7 @@ and the recording row is kept with the status `deleted`, so pages show
 why there is nothing to play.
 
 Rows of the webhook ledger older than that are deleted too.
+NOTE: MMS media files are kept whatever their age.
 
 The rows are changed and committed first, then the files are deleted. A
 crash in between leaves files that nothing refers to, which the next run

@@ -3,7 +3,7 @@
 `observe` runs around the handler of any webhook path. A handler that
 stores through the batch writer passes its change through `store_with_entry`,
 which writes the ledger row in the same transaction. Every other request
-(rejected, failed, or answered without a stored change) gets its row from
+(rejected, failed, or successful without a stored change) gets its row from
 `observe` once the response is known.
 """
 
@@ -58,7 +58,7 @@ async def store_with_entry(
 ) -> Any:
     """Submit a change to the writer with the request's ledger row, if it has one.
 
-    `status_code` is what the handler answers once the change is committed.
+    `status_code` is what the handler returns once the change is committed.
     """
     entry = request.get(LEDGER_ENTRY)
     if entry is None:
@@ -133,8 +133,8 @@ async def _record_rejection(
 ) -> None:
     """Write the row of a request that stored nothing, with its body if needed.
 
-    The row is awaited so that it is committed before the sender sees the
-    error. Rejections are rare, and the writer batches them with other work.
+    The row is awaited so that it is committed before the error response
+    goes out. Rejections are rare, and the writer batches them with other work.
     """
     outcome = outcome_of(status)
     if outcome == "forbidden" and entry.replay_of is None:

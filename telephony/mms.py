@@ -92,6 +92,8 @@ class MediaDownloader:
             )
         except (RetryLater, PermanentFailure) as error:
             message = str(error)
+            # NOTE: a download that keeps failing with RetryLater until the
+            # job goes dead stays `pending`, with its last error.
             final = isinstance(error, PermanentFailure)
             await self.writer.run(
                 lambda s: mms.mark_failed(s, media_id, message, final=final)

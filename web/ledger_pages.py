@@ -167,6 +167,7 @@ async def replay_api(request: web.Request) -> web.Response:
 async def _replay(request: web.Request) -> WebhookRequest:
     """Replay a failed request; return the ledger row of the replay."""
     require_operations(request)
+
     raw = request.match_info["id"]
     request_id = parse_id(raw)
     if request_id is None:
@@ -176,18 +177,21 @@ async def _replay(request: web.Request) -> WebhookRequest:
         original = await session.get(WebhookRequest, request_id)
     if original is None:
         raise NotFound(f"webhook request {request_id} not found", "id")
+
     if original.outcome not in REPLAYABLE or original.body is None:
         raise Conflict(
             f"webhook request {request_id} is {original.outcome}; "
             "only requests that failed to store can be replayed",
             "id",
         )
+
     await _run_replay(request, original)
     async with database.reads() as session:
         replays = await replays_of(session, [request_id])
     replayed = replays.get(request_id)
     if replayed is None:
         raise NotFound(f"the replay of webhook request {request_id} left no row", "id")
+
     async with transaction(database.writes) as session:
         audit.record(
             session,
@@ -214,7 +218,7 @@ async def _run_replay(request: web.Request, original: WebhookRequest) -> None:
     # NOTE: aiohttp has no public setter for a request's route match; its
     # own dispatcher sets this attribute in the same way.
     stored._match_info = match_info
-    # The ledger row of the replay holds the status and any error.
+    # The ledger row of the replay contains the status and any error.
     with contextlib.suppress(web.HTTPException):
         await serve_webhook(stored, match_info.handler, replay_of=original.id)
 
