@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import Select, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from capture.models import WebhookRequest, table_of, utcnow
+from capture.models import PROBLEM_ROWS, WebhookRequest, table_of, utcnow
 from capture.sql import insert_rows
 from capture.writer import BulkApply
 
@@ -40,6 +40,7 @@ OUTCOMES = (
     "invalid",
     "failed",
 )
+PROBLEM_OUTCOMES = frozenset({"forbidden", "invalid", "failed"})
 SIGNATURES = ("valid", "invalid", "missing", "unchecked")
 # Outcomes whose request can be replayed: their 5xx response made the sender retry.
 REPLAYABLE = frozenset({"failed"})
@@ -197,7 +198,14 @@ def search_query(criteria: LedgerFilter, limit: int) -> Select[WebhookRequest]:
         query = query.where(WebhookRequest.path == criteria.path)
     if criteria.outcome:
         query = query.where(WebhookRequest.outcome == criteria.outcome)
+        if criteria.outcome in PROBLEM_OUTCOMES:
+            # The partial index's own condition, which SQLite needs to see
+            # in the query before it uses that index.
+            query = query.where(text(PROBLEM_ROWS))
     if criteria.sid:
+        # NOTE: only rows of problem outcomes have an index on the SID, so
+        # a SID search over stored events scans them, back from the newest
+        # or within the date range.
         query = query.where(WebhookRequest.sid == criteria.sid)
     if criteria.start is not None:
         query = query.where(WebhookRequest.received_at >= criteria.start)

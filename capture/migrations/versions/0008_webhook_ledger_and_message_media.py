@@ -72,17 +72,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_requests")),
     )
+    problems = sa.text("outcome IN ('forbidden', 'invalid', 'failed')")
     op.create_index(
-        "ix_webhook_requests_outcome_received",
+        "ix_webhook_requests_problems",
         "webhook_requests",
-        ["outcome", "received_at"],
+        ["outcome", "id"],
         unique=False,
-    )
-    op.create_index(
-        "ix_webhook_requests_path_received",
-        "webhook_requests",
-        ["path", "received_at"],
-        unique=False,
+        sqlite_where=problems,
+        postgresql_where=problems,
     )
     op.create_index(
         "ix_webhook_requests_received",
@@ -90,22 +87,29 @@ def upgrade() -> None:
         ["received_at"],
         unique=False,
     )
+    replayed = sa.text("replay_of IS NOT NULL")
     op.create_index(
-        op.f("ix_webhook_requests_replay_of"),
+        "ix_webhook_requests_replay_of",
         "webhook_requests",
         ["replay_of"],
         unique=False,
+        sqlite_where=replayed,
+        postgresql_where=replayed,
     )
     op.create_index(
-        op.f("ix_webhook_requests_sid"), "webhook_requests", ["sid"], unique=False
+        "ix_webhook_requests_problem_sid",
+        "webhook_requests",
+        ["sid"],
+        unique=False,
+        sqlite_where=problems,
+        postgresql_where=problems,
     )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_webhook_requests_sid"), table_name="webhook_requests")
-    op.drop_index(op.f("ix_webhook_requests_replay_of"), table_name="webhook_requests")
+    op.drop_index("ix_webhook_requests_problem_sid", table_name="webhook_requests")
+    op.drop_index("ix_webhook_requests_replay_of", table_name="webhook_requests")
+    op.drop_index("ix_webhook_requests_problems", table_name="webhook_requests")
     op.drop_index("ix_webhook_requests_received", table_name="webhook_requests")
-    op.drop_index("ix_webhook_requests_path_received", table_name="webhook_requests")
-    op.drop_index("ix_webhook_requests_outcome_received", table_name="webhook_requests")
     op.drop_table("webhook_requests")
     op.drop_table("message_media")
