@@ -677,9 +677,9 @@ class WebhookRequest(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int] = mapped_column(Integer)
     sid: Mapped[str | None] = mapped_column(String(64))
-    activity_id: Mapped[int | None] = mapped_column(
-        ForeignKey("activities.id", ondelete="SET NULL")
-    )
+    # No foreign key: its check would cost every webhook a lookup (a row
+    # lock on PostgreSQL), and a ledger row may outlive its touch.
+    activity_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     # utf-8 or base64: how `body` encodes the bytes received.
     body_encoding: Mapped[str | None] = mapped_column(String(8))

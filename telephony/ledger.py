@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from capture.ledger import (
     FORBIDDEN_BODY_BYTES,
@@ -38,6 +40,17 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # Form fields that name the resource of a request, most specific first.
 SID_FIELDS = ("RecordingSid", "MessageSid", "SmsSid", "CallSid")
 SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+# What reading a body the handler rejected can raise: a broken encoding,
+# a body over the size limit, a closed connection.
+BODY_ERRORS = (
+    web.HTTPException,
+    RequestPayloadError,
+    HttpProcessingError,
+    LookupError,
+    ValueError,
+    OSError,
+    RuntimeError,
+)
 
 
 def sid_of(form: Mapping[str, str]) -> str | None:
@@ -175,7 +188,7 @@ async def _body(request: web.Request) -> bytes:
     # so its row keeps an empty body and cannot be replayed.
     try:
         return await request.read()
-    except (web.HTTPException, OSError, RuntimeError) as error:
+    except BODY_ERRORS as error:
         log.warning("webhook body of %r not kept: %r", request.path, error)
         return b""
 
@@ -185,7 +198,7 @@ async def _sid_from_body(request: web.Request) -> str | None:
         return None
     try:
         form = await request.post()
-    except (ValueError, LookupError, web.HTTPException, OSError, RuntimeError):
+    except BODY_ERRORS:
         return None
     return sid_of({name: str(value) for name, value in form.items()})
 

@@ -365,3 +365,22 @@ async def test_ledger_pruned_by_retention(
     assert result.webhook_requests == 1
     assert [row.id for row in await ledger_rows(database)] == [recent.id]
     assert await count(database, Activity) == 2
+
+
+async def test_ledger_undecodable_body_invalid(client: Any, database: Database) -> None:
+    response = await client.post(
+        "/twilio/sms?source=test",
+        data=b"notgzip",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Encoding": "gzip",
+        },
+    )
+
+    assert response.status == 400
+    [row] = await ledger_rows(database)
+    assert row.outcome == "invalid"
+    assert row.status_code == 400
+    assert row.query == "source=test"
+    assert row.sid is None
+    assert row.body is None

@@ -59,12 +59,6 @@ def upgrade() -> None:
         sa.Column("headers", sa.Text(), nullable=True),
         sa.Column("replay_of", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["activity_id"],
-            ["activities.id"],
-            name=op.f("fk_webhook_requests_activity_id_activities"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
             ["replay_of"],
             ["webhook_requests.id"],
             name=op.f("fk_webhook_requests_replay_of_webhook_requests"),
