@@ -32,6 +32,7 @@ TEAM_RENAMED = "team_renamed"
 NUMBER_ADDED = "number_added"
 NUMBER_REMOVED = "number_removed"
 SETTING_CHANGED = "setting_changed"
+WEBHOOK_REPLAYED = "webhook_replayed"
 
 ACTIONS = (
     LOGIN,
@@ -51,6 +52,7 @@ ACTIONS = (
     NUMBER_ADDED,
     NUMBER_REMOVED,
     SETTING_CHANGED,
+    WEBHOOK_REPLAYED,
 )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from capture.calls import Outcome
 from capture.identity import Directory, RepRef, parse_party
+from capture.mms import MediaRef, add_media
 from capture.models import Activity, Message, MessageEvent, User, table_of
 from capture.sql import insert_ignore
 from capture.stream import plan_open_at
@@ -49,6 +50,8 @@ class MessageStatusEvent:
     messaging_service_sid: str | None = None
     # The rep who sent an outbound message, from the status callback URL.
     rep_email: str | None = None
+    # MediaUrl{N} and MediaContentType{N} of an inbound MMS.
+    media: tuple[MediaRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class MessageResult:
     outcome: Outcome
     message_sid: str
     activity_id: int | None = None
+    # True when the message's media downloads were queued.
+    media_queued: bool = False
 
 
 def apply_message_statuses(
@@ -81,7 +86,10 @@ def apply_message_status(
     message = result.scalar_one_or_none()
     if message is None:
         message = _create_message(session, event, default_region)
-        return MessageResult(Outcome.CREATED, event.message_sid, message.activity_id)
+        queued = add_media(session, message, event.media) if event.media else False
+        return MessageResult(
+            Outcome.CREATED, event.message_sid, message.activity_id, queued
+        )
     outcome = Outcome.STALE
     if STATUS_RANK[event.status] > STATUS_RANK[message.status]:
         message.status = event.status
@@ -116,7 +124,7 @@ def _create_message(
 
     activity = Activity(
         external_key=f"sms:{event.message_sid}",
-        channel="mms" if event.num_media else "sms",
+        channel="mms" if event.num_media or event.media else "sms",
         direction=direction,
         occurred_at=event.occurred_at,
         customer_id=customer_id,

@@ -369,6 +369,39 @@ class Message(Base):
     messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
 
     activity: Mapped[Activity] = relationship(back_populates="message")
+    media: Mapped[list[MessageMedia]] = relationship(
+        order_by="MessageMedia.position", back_populates="message"
+    )
+
+
+class MessageMedia(Base):
+    """One media file of an MMS (`MediaUrl{N}`), fetched by a worker job.
+
+    `status` is `pending` until the file is saved, then `stored`; a download
+    that fails for good leaves `failed` with the error.
+    """
+
+    __tablename__ = "message_media"
+    __table_args__ = (UniqueConstraint("message_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    # N of MediaUrl{N}, from 0.
+    position: Mapped[int] = mapped_column(Integer)
+    media_url: Mapped[str] = mapped_column(Text)
+    # MediaContentType{N} as the webhook declared it.
+    content_type: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    file_path: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    message: Mapped[Message] = relationship(back_populates="media")
 
 
 class Email(Base):
@@ -667,3 +700,69 @@ class RuntimeSetting(Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Ledger rows of requests that stored nothing.
+PROBLEM_ROWS = "outcome IN ('forbidden', 'invalid', 'failed')"
+
+
+class WebhookRequest(Base):
+    """One request received on a webhook path, kept for operations.
+
+    Only requests that failed to store (and forbidden ones, truncated) keep
+    their body and headers, which is what a replay needs.
+    """
+
+    __tablename__ = "webhook_requests"
+    # Every index costs the webhook path an update per row, so rows of stored
+    # events are indexed by time only. An index on random SIDs took about
+    # 45 µs per row in SQLite (WAL, 60,000 rows, bench-style batches of 50),
+    # five times the rest of the row. The partial indexes cover the rare
+    # rows ops look for: problems and replays.
+    __table_args__ = (
+        Index("ix_webhook_requests_received", "received_at"),
+        Index(
+            "ix_webhook_requests_problem_sid",
+            "sid",
+            sqlite_where=text(PROBLEM_ROWS),
+            postgresql_where=text(PROBLEM_ROWS),
+        ),
+        Index(
+            "ix_webhook_requests_problems",
+            "outcome",
+            "id",
+            sqlite_where=text(PROBLEM_ROWS),
+            postgresql_where=text(PROBLEM_ROWS),
+        ),
+        Index(
+            "ix_webhook_requests_replay_of",
+            "replay_of",
+            sqlite_where=text("replay_of IS NOT NULL"),
+            postgresql_where=text("replay_of IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    path: Mapped[str] = mapped_column(String(200))
+    # The raw query string, as received.
+    query: Mapped[str] = mapped_column(Text, default="")
+    # valid, invalid, missing, or unchecked for a replay or an unsigned path.
+    signature: Mapped[str] = mapped_column(String(16))
+    # The outcome names of the metrics endpoint: created, updated, stale,
+    # duplicate, accepted, forbidden, invalid, failed.
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int] = mapped_column(Integer)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    # No foreign key: its check would cost every webhook a lookup (a row
+    # lock on PostgreSQL), and a ledger row may outlive its touch.
+    activity_id: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    # utf-8 or base64: how `body` encodes the bytes received.
+    body_encoding: Mapped[str | None] = mapped_column(String(8))
+    body: Mapped[str | None] = mapped_column(Text)
+    # A JSON object of the headers a replay needs; signatures only as a hash.
+    headers: Mapped[str | None] = mapped_column(Text)
+    replay_of: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_requests.id", ondelete="SET NULL")
+    )

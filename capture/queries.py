@@ -26,6 +26,7 @@ from capture.models import (
     CustomFieldValue,
     Email,
     Job,
+    Message,
     Recording,
     Transcript,
 )
@@ -205,7 +206,7 @@ async def customer_stream(
         .where(Activity.customer_id == customer_id, Activity.customer_id.in_(visible))
         .options(
             selectinload(Activity.call),
-            selectinload(Activity.message),
+            selectinload(Activity.message).selectinload(Message.media),
             selectinload(Activity.rep),
             selectinload(Activity.email).selectinload(Email.attachments),
         )

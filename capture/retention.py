@@ -1,10 +1,13 @@
-"""Retention: deleting recordings and transcripts older than a set age.
+"""Retention: deleting recordings, transcripts and ledger rows past a set age.
 
 `retention_days` (0 keeps everything) is an admin's setting that can be
 changed while the service runs. A recording older than that loses its
 audio file and its transcript. The call, its touch and its figures stay,
 and the recording row is kept with the status `deleted`, so pages show
 why there is nothing to play.
+
+Rows of the webhook ledger older than that are deleted too.
+NOTE: MMS media files are kept whatever their age.
 
 The rows are changed and committed first, then the files are deleted. A
 crash in between leaves files that nothing refers to, which the next run
@@ -23,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from capture import runtime
+from capture import ledger, runtime
 from capture.db import transaction
 from capture.models import Recording, Transcript, utcnow
 from capture.settings import Settings
@@ -43,6 +46,7 @@ class RetentionResult:
     recordings: int
     transcripts: int
     files: int
+    webhook_requests: int = 0
 
 
 async def apply_retention(
@@ -55,7 +59,10 @@ async def apply_retention(
     """Delete the audio and transcripts of recordings older than `days`."""
     if days <= 0:
         return RetentionResult(0, 0, 0)
-    cutoff = (now or utcnow()) - timedelta(days=days)
+    moment = now or utcnow()
+    cutoff = moment - timedelta(days=days)
+    async with transaction(sessions) as session:
+        webhook_requests = await ledger.prune(session, days=days, now=moment)
     recordings = transcripts = files = 0
     while True:
         async with transaction(sessions) as session:
@@ -82,15 +89,17 @@ async def apply_retention(
                 recording.updated_at = utcnow()
         recordings += len(batch)
         files += sum(_remove(Path(path), recordings_dir) for path in paths)
-    if recordings:
+    if recordings or webhook_requests:
         log.info(
-            "retention: recordings=%s transcripts=%s files=%s older than %s days",
+            "retention: recordings=%s transcripts=%s files=%s webhook_requests=%s"
+            " older than %s days",
             recordings,
             transcripts,
             files,
+            webhook_requests,
             days,
         )
-    return RetentionResult(recordings, transcripts, files)
+    return RetentionResult(recordings, transcripts, files, webhook_requests)
 
 
 def _remove(path: Path, recordings_dir: Path) -> bool:

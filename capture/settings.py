@@ -240,7 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "media_max_bytes",
         200 * 1024 * 1024,
-        "Largest recording download, in bytes.",
+        "Largest recording or MMS media download, in bytes.",
         _positive,
     ),
     Setting(
@@ -454,6 +454,11 @@ class Settings:
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where MMS media files are stored, one folder per message."""
+        return self.data_dir / "media"
 
 
 def load_settings(

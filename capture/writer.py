@@ -115,12 +115,20 @@ class BatchWriter:
 
     async def submit(self, apply: BulkApply, payload: Any) -> Any:
         """Apply `payload` with `apply` in the next batch; return its result."""
+        return await self.post(apply, payload)
+
+    def post(self, apply: BulkApply, payload: Any) -> asyncio.Future[Any]:
+        """Queue `payload` for the next batch; the future resolves after commit.
+
+        A caller that does not wait must still retrieve the future's
+        exception, for example in a done callback.
+        """
         if not self.accepting:
             raise WriterStopped("the database writer is not running")
         assert self.loop is not None
         future: asyncio.Future[Any] = self.loop.create_future()
         self.queue.put(_Item(apply, payload, future))
-        return await future
+        return future
 
     def _run(self) -> None:
         stopping = False

@@ -1,4 +1,4 @@
-"""Fetching recording media from allowed hosts only.
+"""Fetching recording and MMS media from allowed hosts only.
 
 A URL from a webhook body is never fetched blindly. Its scheme and host must
 match `media_hosts` (https, or plain http on loopback), and every redirect
@@ -19,6 +19,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -57,6 +58,20 @@ def remove_stale_partials(folder: Path, older_than_seconds: float) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+# Checks the first bytes of a download; raises PermanentFailure to reject it.
+HeadCheck = Callable[[bytes], None]
+HEAD_BYTES = 12
+
+
+def require_wav(head: bytes) -> None:
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise PermanentFailure("media is not a WAV file")
+
+
+def accept_any(head: bytes) -> None:
+    """Accept any content; MMS media are served as their declared type."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +173,15 @@ async def download(
     auth: tuple[str, str] | None,
     max_bytes: int,
     timeout_seconds: float,
+    check_head: HeadCheck = require_wav,
     resolver: AbstractResolver | None = None,
 ) -> SavedMedia:
     """Fetch `url` into `destination` atomically.
 
-    Raises RetryLater for failures that may pass and PermanentFailure for the
-    rest. `resolver` replaces the system's name lookup beneath the public
-    address check.
+    `check_head` sees the first bytes and may reject the file. Raises
+    RetryLater for failures that may pass and PermanentFailure for the rest.
+    `resolver` replaces the system's name lookup beneath the public address
+    check.
     """
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     loopback_names = frozenset(
@@ -179,7 +196,7 @@ async def download(
             timeout=timeout, connector=connector
         ) as session:
             return await _follow(
-                session, url, destination, media_hosts, auth, max_bytes
+                session, url, destination, media_hosts, auth, max_bytes, check_head
             )
     except (aiohttp.ClientError, TimeoutError) as error:
         if guard.rejected:
@@ -199,6 +216,7 @@ async def _follow(
     media_hosts: tuple[str, ...],
     auth: tuple[str, str] | None,
     max_bytes: int,
+    check_head: HeadCheck,
 ) -> SavedMedia:
     first_origin = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
@@ -213,7 +231,7 @@ async def _follow(
                 url = urljoin(url, response.headers.get("Location", ""))
                 continue
             _check_status(response.status, url)
-            return await _save(response, destination, max_bytes)
+            return await _save(response, destination, max_bytes, check_head)
     raise PermanentFailure(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -232,7 +250,10 @@ def _check_status(status: int, url: str) -> None:
 
 
 async def _save(
-    response: aiohttp.ClientResponse, destination: Path, max_bytes: int
+    response: aiohttp.ClientResponse,
+    destination: Path,
+    max_bytes: int,
+    check_head: HeadCheck,
 ) -> SavedMedia:
     length = response.content_length
     if length is not None and length > max_bytes:
@@ -250,14 +271,13 @@ async def _save(
                     raise PermanentFailure(
                         f"media exceeds the cap of {max_bytes} bytes"
                     )
-                if len(head) < 12:
-                    head += chunk[: 12 - len(head)]
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 digest.update(chunk)
                 file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise PermanentFailure("media is not a WAV file")
+        check_head(head)
         os.replace(temporary, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

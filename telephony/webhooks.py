@@ -19,7 +19,8 @@ from capture import calls, messages, recordings
 from capture.models import utcnow
 from capture.settings import Settings
 from capture.writer import BatchWriter, BulkApply
-from telephony import forms
+from telephony import forms, ledger
+from telephony.mms import parse_media
 from telephony.signature import SignatureChecker
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ class TwilioWebhooks:
             ),
             form,
         )
-        result = await self._store(request, self.apply_messages, event)
+        result = await self._store(request, self.apply_messages, event, 200)
+        if result.media_queued:
+            self.on_job_queued()
         self._accepted(request, result.outcome, event.message_sid, started)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
@@ -120,10 +123,14 @@ class TwilioWebhooks:
 
     async def _verified_form(self, request: web.Request) -> Mapping[str, str]:
         try:
-            form = await self.signatures.verified_form(request)
+            if ledger.is_replay(request):
+                form = await self.signatures.unverified_form(request)
+            else:
+                form = await self.signatures.verified_form(request)
         except web.HTTPException as error:
             self.outcomes[request.path, _rejection(error.status)] += 1
             raise
+        ledger.mark_verified(request, form)
         return forms.fields(form)
 
     def _parse(
@@ -138,9 +145,13 @@ class TwilioWebhooks:
             self.outcomes[request.path, "invalid"] += 1
             raise
 
-    async def _store(self, request: web.Request, apply: BulkApply, payload: Any) -> Any:
+    async def _store(
+        self, request: web.Request, apply: BulkApply, payload: Any, status: int = 204
+    ) -> Any:
         try:
-            return await self.writer.submit(apply, payload)
+            return await ledger.store_with_entry(
+                request, self.writer, apply, payload, status
+            )
         except Exception:
             self.outcomes[request.path, "failed"] += 1
             log.exception("webhook not stored")
@@ -218,6 +229,7 @@ def parse_message(
         status = default_status
     else:
         status = forms.choice(form, status_field, MESSAGE_STATUSES)
+    num_media = forms.integer(form, "NumMedia", default=0) or 0
     return messages.MessageStatusEvent(
         message_sid=_message_sid(form),
         from_party=forms.party(form, "From"),
@@ -226,11 +238,12 @@ def parse_message(
         occurred_at=utcnow(),
         body=_body(form),
         num_segments=forms.integer(form, "NumSegments", minimum=1),
-        num_media=forms.integer(form, "NumMedia", default=0) or 0,
+        num_media=num_media,
         messaging_service_sid=forms.sid(
             form, "MessagingServiceSid", "MG", needed=False
         ),
         rep_email=rep_email,
+        media=parse_media(form, num_media) if default_status is not None else (),
     )
 
 

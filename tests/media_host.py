@@ -17,6 +17,8 @@ class MediaHost:
     # Paths that redirect (302) to the given URL.
     redirects: dict[str, str] = field(default_factory=dict)
     not_ready: int = 0
+    # Content-Type by path; files not listed are served as audio/x-wav.
+    content_types: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
     base_url: str = ""
@@ -32,7 +34,8 @@ class MediaHost:
         body = self.files.get(request.path)
         if body is None:
             return web.Response(status=404, text="unknown")
-        return web.Response(body=body, content_type="audio/x-wav")
+        content_type = self.content_types.get(request.path, "audio/x-wav")
+        return web.Response(body=body, content_type=content_type)
 
 
 @asynccontextmanager

@@ -107,3 +107,19 @@ def sms_status(
         "SmsSid": message_sid,
         "SmsStatus": status,
     }
+
+
+def inbound_mms(
+    message_sid: str,
+    sender: str,
+    recipient: str,
+    body: str,
+    media: list[tuple[str, str]],
+) -> dict[str, str]:
+    """An inbound MMS whose `media` are (MediaUrl, MediaContentType) pairs."""
+    params = inbound_sms(message_sid, sender, recipient, body)
+    params["NumMedia"] = str(len(media))
+    for position, (url, content_type) in enumerate(media):
+        params[f"MediaUrl{position}"] = url
+        params[f"MediaContentType{position}"] = content_type
+    return params

@@ -16,11 +16,13 @@ from sqlalchemy import text
 from capture import retention
 from capture.db import Database
 from capture.email_intake import EmailIntake
+from capture.mms import DOWNLOAD_MEDIA_JOB
 from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
 from capture.settings import Settings
 from capture.smtp import start_smtp
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
+from telephony.mms import MediaDownloader
 from telephony.recording_jobs import RecordingDownloader
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
@@ -34,6 +36,8 @@ from web import (
     imports_api,
     inbox,
     labels,
+    ledger_pages,
+    media,
     pages,
     plan_pages,
     plans_api,
@@ -73,7 +77,8 @@ def job_handlers(
     settings: Settings, database: Database, writer: BatchWriter
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
-        DOWNLOAD_JOB: RecordingDownloader(settings, database, writer)
+        DOWNLOAD_JOB: RecordingDownloader(settings, database, writer),
+        DOWNLOAD_MEDIA_JOB: MediaDownloader(settings, database, writer),
     }
     if settings.transcribe_engine != "none":
         handlers[TRANSCRIBE_JOB] = Transcriber(settings, database, writer)
@@ -154,6 +159,8 @@ def create_app(
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
     app.router.add_routes(pages.routes)
+    app.router.add_routes(ledger_pages.routes)
+    app.router.add_routes(media.routes)
     app.router.add_static("/static", STATIC)
     return app
 

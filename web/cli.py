@@ -517,7 +517,8 @@ def run_retention(args: argparse.Namespace) -> int:
     result = asyncio.run(keep())
     print(
         f"{result.recordings} recordings past retention: {result.files} files and "
-        f"{result.transcripts} transcripts deleted",
+        f"{result.transcripts} transcripts deleted; "
+        f"{result.webhook_requests} webhook ledger rows deleted",
         file=sys.stderr,
     )
     return 0

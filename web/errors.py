@@ -23,6 +23,7 @@ INTERNAL_ERROR = N_("internal error; the failure is logged")
 # pages. They are marked here so that the catalogue contains their translations.
 PAGE_MESSAGES = (
     N_("this page needs the admin role"),
+    N_("this page needs the ops or admin role"),
     N_("recording file not found"),
     N_("name is empty"),
     N_("another user has this phone number"),

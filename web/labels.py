@@ -80,6 +80,7 @@ LABELS = {
     "number_added": N_("number added"),
     "number_removed": N_("number removed"),
     "setting_changed": N_("setting changed"),
+    "webhook_replayed": N_("webhook replayed"),
     # Audit target types.
     "user": N_("user"),
     "recording": N_("recording"),
@@ -87,6 +88,18 @@ LABELS = {
     "token": N_("token"),
     "team": N_("team"),
     "number": N_("number"),
+    "webhook_request": N_("webhook request"),
+    # Webhook ledger outcomes and signature results ("accepted" and
+    # "failed" are above).
+    "created": N_("created"),
+    "updated": N_("updated"),
+    "stale": N_("stale"),
+    "duplicate": N_("duplicate"),
+    "forbidden": N_("forbidden"),
+    "invalid": N_("invalid"),
+    "valid": N_("valid"),
+    "missing": N_("missing"),
+    "unchecked": N_("unchecked"),
     # Next-step plan windows and purposes.
     "later_today": N_("later today"),
     "tonight": N_("tonight"),

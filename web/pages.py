@@ -31,6 +31,7 @@ from web.access import user_of, viewer_of
 from web.auth import remote_of
 from web.domain_messages import translate_message
 from web.keys import DATABASE, SETTINGS
+from web.media import INLINE_IMAGES
 from web.plan_context import chain_context
 
 routes = web.RouteTableDef()
@@ -111,6 +112,7 @@ async def render_customer(
         chain = await chain_context(request, session, found, plans)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
     context.update(chain, media=media, entered=entered or {})
+    context.update(inline_types=INLINE_IMAGES)
     context.update(
         plan_error=translate_message(error.message) if error else None,
         plan_field=error.field if error else None,

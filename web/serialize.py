@@ -54,6 +54,15 @@ def message_json(message: Message) -> dict[str, Any]:
         "body": message.body,
         "num_segments": message.num_segments,
         "num_media": message.num_media,
+        "media": [
+            {
+                "id": media.id,
+                "content_type": media.content_type,
+                "status": media.status,
+                "url": f"/media/{media.id}" if media.status == "stored" else None,
+            }
+            for media in message.media
+        ],
     }
 
 

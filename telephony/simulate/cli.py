@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=20, help="number of calls")
     parser.add_argument("--sms", type=int, default=10, help="number of SMS messages")
     parser.add_argument(
+        "--mms",
+        type=int,
+        default=2,
+        help="number of inbound MMS messages, each with a PNG picture and every "
+        "second one also with a vCard (default 2)",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=5.0,
@@ -149,6 +156,7 @@ def _options_from_args(
         account_sid=account_sid,
         calls=args.calls,
         sms=args.sms,
+        mms=args.mms,
         rate=args.rate,
         seed=args.seed,
         unknown_callers=args.calls // 10 if unknown is None else unknown,

@@ -1,4 +1,4 @@
-"""The media server that serves recording WAVs at Twilio-style media URLs."""
+"""The media server: recording WAVs and MMS media at Twilio-style media URLs."""
 
 import asyncio
 import base64
@@ -24,11 +24,15 @@ class RecordingServer:
     returns the WAV to a client that sends (AccountSid, auth token). It returns
     401 without valid credentials, and 404 for unknown sids or for the first
     `not_ready_requests` requests of each recording.
+
+    GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}
+    returns an MMS attachment with its content type, behind the same auth.
     """
 
     def __init__(self, options: SimulationOptions) -> None:
         self._options = options
         self._recordings: dict[str, Path] = {}
+        self._media: dict[str, tuple[str, bytes]] = {}
         self._requests: Counter[str] = Counter()
         self.fetched: set[str] = set()
         self.stats: Counter[str] = Counter()
@@ -40,9 +44,23 @@ class RecordingServer:
     def add(self, recording_sid: str, path: Path) -> None:
         self._recordings[recording_sid] = path
 
+    def add_media(self, media_sid: str, content_type: str, body: bytes) -> None:
+        self._media[media_sid] = (content_type, body)
+
     def expect_fetch(self, recording_sid: str) -> None:
-        """Make wait_until_fetched wait for this recording."""
+        """Make wait_until_fetched wait for this recording or media SID."""
         self._awaited.add(recording_sid)
+
+    @property
+    def media_not_fetched(self) -> list[str]:
+        return sorted(set(self._media) - self.fetched)
+
+    def message_media_url(self, message_sid: str, media_sid: str) -> str:
+        return (
+            f"http://{self._options.media_host}:{self._port}/{API_VERSION}"
+            f"/Accounts/{self._options.account_sid}/Messages/{message_sid}"
+            f"/Media/{media_sid}"
+        )
 
     @property
     def not_fetched(self) -> list[str]:
@@ -59,6 +77,11 @@ class RecordingServer:
         app.router.add_get(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Recordings/{{name}}",
             self._handle,
+        )
+        app.router.add_get(
+            f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}"
+            "/Media/{media_sid}",
+            self._handle_media,
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -115,6 +138,24 @@ class RecordingServer:
         # stops soon after the last fetch.
         if request.method == "GET":
             self._mark_fetched(sid)
+        return response
+
+    async def _handle_media(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            self.stats["unauthorized"] += 1
+            return _twilio_error(401, 20003, "Authenticate")
+        media_sid = request.match_info["media_sid"]
+        found = self._media.get(media_sid)
+        if (
+            found is None
+            or request.match_info["account_sid"] != self._options.account_sid
+        ):
+            self.stats["not_found"] += 1
+            return _twilio_error(404, 20404, "The requested resource was not found")
+        self.stats["media_ok"] += 1
+        content_type, body = found
+        response = web.Response(body=body, content_type=content_type)
+        self._mark_fetched(media_sid)
         return response
 
     def _authorized(self, request: web.Request) -> bool:

@@ -20,6 +20,7 @@ class SimulationOptions:
     account_sid: str = DEFAULT_ACCOUNT_SID
     calls: int = 20
     sms: int = 10
+    mms: int = 0  # inbound MMS, each with a picture served by the media server
     rate: float = 5.0  # maximum webhook requests per second, 0 = no limit
     seed: int = 1
     reps: tuple[tuple[str, str], ...] = DEFAULT_REPS  # (email, phone)
@@ -49,6 +50,7 @@ def validate_options(options: SimulationOptions) -> None:
     non_negative = (
         "calls",
         "sms",
+        "mms",
         "unknown_callers",
         "withheld_callers",
         "rate",
@@ -60,7 +62,7 @@ def validate_options(options: SimulationOptions) -> None:
         if getattr(options, name) < 0:
             raise ValueError(f"invalid {name} {getattr(options, name)}: must be >= 0")
     # Every call and message is planned and synthesised in memory up front.
-    for name in ("calls", "sms"):
+    for name in ("calls", "sms", "mms"):
         if getattr(options, name) > MAX_EVENTS:
             raise ValueError(
                 f"invalid {name} {getattr(options, name)}: must be <= {MAX_EVENTS}"
@@ -77,7 +79,8 @@ def validate_options(options: SimulationOptions) -> None:
         raise ValueError(f"invalid concurrency {options.concurrency}: must be >= 1")
     if not options.reps:
         raise ValueError("no reps: pass at least one (email, phone) pair")
-    if not options.customers and (options.sms or _customer_call_count(options)):
+    texts = options.sms or options.mms
+    if not options.customers and (texts or _customer_call_count(options)):
         raise ValueError("no customers: pass at least one customer phone")
 
 

@@ -102,7 +102,10 @@ def recording_params(
     return params
 
 
-def inbound_sms_params(options: SimulationOptions, plan: MessagePlan) -> dict[str, str]:
+def inbound_sms_params(
+    options: SimulationOptions, plan: MessagePlan, media_urls: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Build an inbound SMS, or an MMS with one `MediaUrl{N}` per media URL."""
     assert plan.body is not None
     params = {
         "AccountSid": options.account_sid,
@@ -114,13 +117,16 @@ def inbound_sms_params(options: SimulationOptions, plan: MessagePlan) -> dict[st
         "To": options.company_number,
         "Body": plan.body,
         "NumSegments": str(count_sms_segments(plan.body)),
-        "NumMedia": "0",
+        "NumMedia": str(len(media_urls)),
         "SmsStatus": "received",
         **_country_params(("From",), plan.customer_phone),
         **_country_params(("To",), options.company_number),
     }
     if plan.messaging_service_sid:
         params["MessagingServiceSid"] = plan.messaging_service_sid
+    for position, (url, media) in enumerate(zip(media_urls, plan.media, strict=True)):
+        params[f"MediaUrl{position}"] = url
+        params[f"MediaContentType{position}"] = media.content_type
     return params
 
 

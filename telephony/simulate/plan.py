@@ -2,6 +2,8 @@
 
 import random
 import secrets
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +23,11 @@ INBOUND_SMS_BODIES = (
     "Got the invoice, finance will pay it this week.",
     "Is the renewal price locked for 12 months?",
     "Running late, call you back in 10 min",
+)
+
+MMS_BODIES = (
+    "Photo of the loading dock for Thursday's delivery 📦",
+    "这是我们的新名片，请查收。",
 )
 
 
@@ -52,6 +59,15 @@ class CallPlan:
 
 
 @dataclass(frozen=True)
+class MediaFile:
+    """A file attached to a simulated MMS, served by the media server."""
+
+    media_sid: str
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class MessagePlan:
     direction: str  # inbound or outbound
     message_sid: str
@@ -60,6 +76,7 @@ class MessagePlan:
     body: str | None  # None for outbound, because status callbacks carry no body
     messaging_service_sid: str | None
     delivery_order: tuple[int, ...]  # indices into OUTBOUND_SMS_STATUSES
+    media: tuple[MediaFile, ...] = ()  # MMS attachments of an inbound message
 
 
 OUTBOUND_SMS_STATUSES = ("queued", "sent", "delivered")
@@ -201,6 +218,58 @@ def plan_messages(options: SimulationOptions, rng: random.Random) -> list[Messag
             )
         )
     return plans
+
+
+def plan_mms(options: SimulationOptions) -> list[MessagePlan]:
+    """Plan inbound MMS: each has a PNG picture, every second one a vCard too.
+
+    The plans take nothing from the random generator, so adding MMS leaves
+    the calls and SMS of a seed as they were.
+    """
+    owners = customer_owners(options)
+    plans = []
+    for index in range(options.mms):
+        customer_phone = options.customers[index % len(options.customers)]
+        media = [MediaFile(_new_sid("ME"), "image/png", solid_png(index))]
+        if index % 2 == 1:
+            card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Contact {index}\r\nEND:VCARD\r\n"
+            media.append(MediaFile(_new_sid("ME"), "text/vcard", card.encode()))
+        plans.append(
+            MessagePlan(
+                direction="inbound",
+                message_sid=_new_sid("MM"),
+                rep_email=owners[customer_phone][0],
+                customer_phone=customer_phone,
+                body=MMS_BODIES[index % len(MMS_BODIES)],
+                messaging_service_sid=None,
+                delivery_order=(),
+                media=tuple(media),
+            )
+        )
+    return plans
+
+
+def solid_png(seed: int, size: int = 8) -> bytes:
+    """Return a PNG image of one colour, `size` pixels square."""
+    colour = bytes(((seed * 70) % 256, (seed * 130 + 90) % 256, 200))
+    rows = b"".join(b"\x00" + colour * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + b"".join(
+        _png_chunk(kind, data)
+        for kind, data in (
+            (b"IHDR", header),
+            (b"IDAT", zlib.compress(rows)),
+            (b"IEND", b""),
+        )
+    )
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    checksum = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
 
 
 def _outbound_sms_orders(rng: random.Random, count: int) -> list[tuple[int, ...]]:

@@ -57,6 +57,7 @@ class SimulationReport:
     seed: int
     calls_sent: int
     sms_sent: int
+    mms_sent: int
     webhooks_sent: int
     elapsed_s: float
     per_rep: dict[str, RepSummary]
@@ -66,6 +67,7 @@ class SimulationReport:
     recordings_fetched: list[str]
     recordings_not_fetched: list[str]
     media_requests: dict[str, int]
+    mms_media_not_fetched: list[str]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -93,6 +95,7 @@ def _build_report(
         seed=options.seed,
         calls_sent=len(calls),
         sms_sent=len(messages),
+        mms_sent=sum(1 for message in messages if message.media),
         webhooks_sent=run.sender.requests_sent,
         elapsed_s=round(elapsed_s, 3),
         per_rep=per_rep,
@@ -102,6 +105,7 @@ def _build_report(
         recordings_fetched=sorted(run.media.fetched),
         recordings_not_fetched=run.media.not_fetched,
         media_requests=dict(run.media.stats),
+        mms_media_not_fetched=run.media.media_not_fetched,
     )
 
 
@@ -150,7 +154,8 @@ def format_summary(report: SimulationReport) -> str:
     expected = fetched + len(report.recordings_not_fetched)
     return (
         f"sent {report.calls_sent} calls ({answered} answered, {talk} talk seconds) "
-        f"and {report.sms_sent} SMS in {report.webhooks_sent} webhooks over "
+        f"and {report.sms_sent} SMS ({report.mms_sent} of them MMS) in "
+        f"{report.webhooks_sent} webhooks over "
         f"{report.elapsed_s:.1f} s; {len(report.errors)} webhook errors; "
         f"{fetched}/{expected} recordings fetched"
     )

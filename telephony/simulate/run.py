@@ -31,6 +31,7 @@ from telephony.simulate.plan import (
     MessagePlan,
     plan_calls,
     plan_messages,
+    plan_mms,
 )
 from telephony.simulate.report import SimulationReport, _build_report
 from telephony.simulate.sender import WebhookSender
@@ -86,7 +87,7 @@ async def run_simulation(
     started = time.monotonic()
     rng = random.Random(options.seed)
     calls = plan_calls(options, rng)
-    messages = plan_messages(options, rng)
+    messages = plan_messages(options, rng) + plan_mms(options)
     logger.info(
         "simulating %d calls and %d messages against %s",
         len(calls),
@@ -101,6 +102,9 @@ async def run_simulation(
         for plan in calls:
             if plan.recording_status == "completed" and plan.recording_sid:
                 media.add(plan.recording_sid, _wav_path(options, plan))
+        for message in messages:
+            for item in message.media:
+                media.add_media(item.media_sid, item.content_type, item.body)
         run = await _send_everything(options, media, calls, messages, progress)
         await media.wait_until_fetched(options.fetch_timeout_s)
     finally:
@@ -205,11 +209,19 @@ async def _send_message(run: _Run, plan: MessagePlan) -> None:
     async with run.slots:
         sent = run.statuses_sent.setdefault(plan.message_sid, [])
         if plan.direction == "inbound":
-            params = inbound_sms_params(run.options, plan)
+            urls = tuple(
+                run.media.message_media_url(plan.message_sid, item.media_sid)
+                for item in plan.media
+            )
+            params = inbound_sms_params(run.options, plan, urls)
             sent.append("received")
-            await run.sender.send(
+            accepted = await run.sender.send(
                 SMS_PATH, params, str(uuid.uuid4()), plan.message_sid, "received"
             )
+            # Only a server that accepted the message will fetch its media.
+            if accepted:
+                for item in plan.media:
+                    run.media.expect_fetch(item.media_sid)
             return
 
         path = sms_status_path(plan.rep_email)
