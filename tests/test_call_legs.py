@@ -203,7 +203,7 @@ async def test_inbound_legs_every_order_same_result(
         events = inbound(parent, [(leg, ANA.phone, "completed", 42)])
         await send_all(client, [events[index] for index in order])
         state = await snapshot(database, parent)
-        results.add(state[:-1] + (tuple(item[1:] for item in state[-1]),))
+        results.add((*state[:-1], tuple(item[1:] for item in state[-1])))
         if len(results) > 1:
             pytest.fail(f"order {order} gave a different call")
 
