@@ -20,6 +20,7 @@ from capture.settings import Settings
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
 from telephony.recording_jobs import RecordingDownloader
+from telephony.voice import VoiceRouting
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
 from web import (
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app[WEBHOOKS] = webhooks
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
+    app.router.add_routes(VoiceRouting(settings, database, writer).routes())
     app.router.add_routes(api.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(customer_value.routes)
