@@ -20,6 +20,7 @@ from capture.settings import Settings
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
 from telephony.recording_jobs import RecordingDownloader
+from telephony.rest import TwilioCalls
 from telephony.voice import VoiceRouting
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
@@ -27,6 +28,7 @@ from web import (
     account,
     admin,
     api,
+    calling,
     customer_value,
     i18n,
     imports_api,
@@ -44,7 +46,7 @@ from web.direct import direct_middleware
 from web.display import is_withheld, phone_formatter
 from web.errors import error_middleware
 from web.inputs import input_middleware
-from web.keys import DATABASE, SETTINGS, WEBHOOKS, WORKER, WRITER
+from web.keys import DATABASE, SETTINGS, TWILIO_CALLS, WEBHOOKS, WORKER, WRITER
 from web.metrics import metrics
 from web.organisation import routes as organisation_routes
 from web.runtime import RUNTIME, RuntimeSettings
@@ -98,6 +100,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app[WRITER] = writer
     app[WORKER] = worker
     app[RUNTIME] = RuntimeSettings(settings, database)
+    app[TWILIO_CALLS] = TwilioCalls(settings)
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("web", "templates"),
@@ -121,6 +124,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(webhooks.routes())
     app.router.add_routes(VoiceRouting(settings, database, writer).routes())
     app.router.add_routes(api.routes)
+    app.router.add_routes(calling.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)

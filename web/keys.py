@@ -10,6 +10,7 @@ from capture.models import User
 from capture.settings import Settings
 from capture.worker import Worker
 from capture.writer import BatchWriter
+from telephony.rest import TwilioCalls
 from telephony.webhooks import TwilioWebhooks
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -17,6 +18,7 @@ DATABASE = web.AppKey("database", Database)
 WRITER = web.AppKey("writer", BatchWriter)
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", TwilioWebhooks)
+TWILIO_CALLS = web.AppKey("twilio_calls", TwilioCalls)
 
 # The logged-in user of a request and their access scope, set by the auth
 # middleware.

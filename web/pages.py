@@ -97,7 +97,9 @@ async def customer(request: web.Request) -> dict[str, Any]:
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
-    return {**context, "media": media}
+    # Set after a click-to-call started; only its presence is shown.
+    calling = bool(request.query.get("calling"))
+    return {**context, "media": media, "calling": calling}
 
 
 @routes.get("/calls/{call_sid}")
