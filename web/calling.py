@@ -14,11 +14,26 @@ from capture.click_to_call import plan_click_to_call
 from capture.errors import InvalidInput, NotFound
 from capture.queries import parse_id
 from web.access import viewer_of
+from web.i18n import gettext_noop as N_
 from web.inputs import form_text
 from web.keys import DATABASE, SETTINGS, TWILIO_CALLS
 from web.values_api import json_object
 
 routes = web.RouteTableDef()
+# Fixed messages of click-to-call errors that reach the customer page,
+# marked so that the catalogue contains their translations.
+CALL_MESSAGES = (
+    N_(
+        "your user has no phone number or client identity to ring first; "
+        "an admin sets it on the users page"
+    ),
+    N_("phone is not one of the customer's numbers"),
+    N_(
+        "no company number to call from: set caller_id or add a number on the "
+        "admin numbers page"
+    ),
+    N_("twilio_account_sid is not set, so no call can be placed"),
+)
 
 
 @routes.post("/customers/{id}/call")

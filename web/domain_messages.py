@@ -16,7 +16,8 @@ from web.i18n import gettext
 from web.i18n import gettext_noop as N_
 
 # NOTE: each pattern mirrors a message written in capture/ (accounts.py,
-# passwords.py, queries.py); a reworded message there falls back to English.
+# passwords.py, queries.py, click_to_call.py) or in telephony/rest.py; a
+# reworded message there falls back to English.
 PATTERNS = (
     (
         re.compile(r"(?P<field>\w+) is shorter than (?P<count>\d+) characters"),
@@ -70,6 +71,18 @@ PATTERNS = (
             r"(?P<email>\S+) is the last active admin; make another user admin first"
         ),
         N_("%(email)s is the last active admin; make another user admin first"),
+    ),
+    (
+        re.compile(r"customer (?P<id>\d+) has no phone number"),
+        N_("customer %(id)s has no phone number"),
+    ),
+    (
+        re.compile(r"Twilio refused the call: (?P<reason>.+)"),
+        N_("Twilio refused the call: %(reason)s"),
+    ),
+    (
+        re.compile(r"Twilio's API did not answer: (?P<reason>.+)"),
+        N_("Twilio's API did not answer: %(reason)s"),
     ),
 )
 
