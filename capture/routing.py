@@ -180,9 +180,10 @@ def _missed_placeholder(
         twilio_direction="inbound",
         from_party=missed.from_party,
         to_party=missed.to_party,
-        status="no-answer",
+        # The status comes from the call's legs and its own callbacks, which
+        # may arrive before or after this, so the placeholder claims none.
+        status="queued",
         last_sequence=NO_OWN_EVENT,
-        ended_at=missed.occurred_at,
         leg_count=0,
         missed=True,
     )
