@@ -101,7 +101,7 @@ class Progress:
 
 @dataclass
 class Touch:
-    """Who a call's touch is with, merged from the legs resolved so far."""
+    """The customer, rep and direction of a call's touch, merged from its legs."""
 
     customer_id: int | None = None
     rep_id: int | None = None
@@ -146,7 +146,7 @@ class CallState:
         call_duration: int | None,
     ) -> None:
         # A placeholder's own state starts at NO_OWN_EVENT, so the parent
-        # leg's first event sets its status whatever the legs said.
+        # leg's first event sets its status, whatever status the legs gave.
         self.own.fold(status, sequence, moment, call_duration)
         if status in START_STATUSES:
             self.started_at = earliest(self.started_at, moment)

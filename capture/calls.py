@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The parent leg's Twilio Direction fixes the touch's direction; a child
-# leg's (`outbound-dial`) says nothing about who called whom.
+# leg's (`outbound-dial`) does not tell who called whom.
 TOUCH_DIRECTIONS = {"inbound": "inbound", "outbound-api": "outbound"}
 
 

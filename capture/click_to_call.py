@@ -1,4 +1,4 @@
-"""Who a click-to-call rings: the rep's phone or browser first, then the customer."""
+"""The parties of a click-to-call: the rep, rung first, then the customer."""
 
 from __future__ import annotations
 

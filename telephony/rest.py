@@ -113,14 +113,14 @@ class TwilioCalls:
                 error.code,
             )
             raise UpstreamFailed(
-                f"Twilio refused the call: {error.msg} (HTTP {error.status}, "
+                f"Twilio rejected the call: {error.msg} (HTTP {error.status}, "
                 f"code {error.code})"
             ) from None
         except (TimeoutError, aiohttp.ClientError) as error:
             log.warning(
                 "click-to-call for customer %s failed: %r", plan.customer_id, error
             )
-            raise UpstreamFailed(f"Twilio's API did not answer: {error!r}") from None
+            raise UpstreamFailed(f"request to Twilio's API failed: {error!r}") from None
         log.info("click-to-call %s started for customer %s", call.sid, plan.customer_id)
         return str(call.sid)
 

@@ -21,7 +21,7 @@ DONE_PATH = "/twilio/voice/inbound/done"
 BRIDGE_PATH = "/twilio/voice/bridge"
 LEG_EVENTS = "initiated ringing answered completed"
 RECORDING_EVENTS = "in-progress completed absent"
-# Longest voicemail, in seconds.
+# Maximum voicemail length, in seconds.
 VOICEMAIL_SECONDS = 300
 
 

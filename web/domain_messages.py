@@ -77,12 +77,12 @@ PATTERNS = (
         N_("customer %(id)s has no phone number"),
     ),
     (
-        re.compile(r"Twilio refused the call: (?P<reason>.+)"),
-        N_("Twilio refused the call: %(reason)s"),
+        re.compile(r"Twilio rejected the call: (?P<reason>.+)"),
+        N_("Twilio rejected the call: %(reason)s"),
     ),
     (
-        re.compile(r"Twilio's API did not answer: (?P<reason>.+)"),
-        N_("Twilio's API did not answer: %(reason)s"),
+        re.compile(r"request to Twilio's API failed: (?P<reason>.+)"),
+        N_("request to Twilio's API failed: %(reason)s"),
     ),
 )
 
