@@ -126,7 +126,8 @@ class CallState:
     leg_ended_at: datetime | None = None
     leg_answered_at: datetime | None = None
     leg_talk_seconds: int | None = None
-    # The parties of the parent leg, once its own event names them.
+    # The call's stored Direction, From and To. A placeholder's come from the
+    # leg or missed call that made it, until the parent leg's own event.
     twilio_direction: str | None = None
     from_party: str | None = None
     to_party: str | None = None

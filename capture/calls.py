@@ -211,7 +211,8 @@ def _fold_own(
         outcome = Outcome.UPDATED
     else:
         outcome = Outcome.STALE
-    if state.placeholder and state.twilio_direction is None:
+    if state.placeholder:
+        # The parent leg's first event: its parties join the touch.
         arrivals[state.call_sid].append(event)
         state.twilio_direction = event.twilio_direction
         state.from_party = event.from_party
@@ -375,7 +376,7 @@ def _state_of_row(
         activity_id=activity_id,
         started_at=utc_or_none(started_at),
         leg_count=leg_count,
-        twilio_direction=None if placeholder else twilio_direction,
+        twilio_direction=twilio_direction,
         from_party=from_party,
         to_party=to_party,
     )

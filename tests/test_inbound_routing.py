@@ -351,3 +351,28 @@ async def test_inbound_missing_from_names_field(routing_client: Any) -> None:
 
     assert response.status == 400
     assert (await response.json())["field"] == "From"
+
+
+async def test_missed_then_leg_keeps_direction(routing_client: Any) -> None:
+    call_sid = new_sid("CA")
+    database = database_of(routing_client)
+    await next_stage(routing_client, call_sid, HARBOR.phone, 2, "no-answer")
+    leg = call_status(
+        new_sid("CA"),
+        "no-answer",
+        2,
+        caller=HARBOR.phone,
+        called=BEN.phone,
+        direction="outbound-dial",
+        parent=call_sid,
+    )
+
+    response = await post_signed(routing_client, "/twilio/voice/status", leg)
+
+    assert response.status == 204
+    touch, call = await missed_touch(database, call_sid)
+    assert call.twilio_direction == "inbound"
+    assert call.status == "no-answer"
+    assert call.leg_count == 1
+    assert call.missed is True
+    assert touch.direction == "inbound"
