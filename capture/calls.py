@@ -163,7 +163,7 @@ def apply_call_statuses(
                 state, legs, event, created, arrivals, new_legs
             )
     _resolve_parties(session, states, arrivals, created, default_region)
-    _insert_calls(session, created, states)
+    _insert_calls(session, created, states, with_ids=bool(new_legs))
     _update_calls(session, [s for sid, s in states.items() if sid not in created])
     _write_legs(session, legs, new_legs, states)
     results = []
@@ -529,7 +529,10 @@ def _own_leads(session: Session, owners: list[dict[str, Any]]) -> None:
 
 
 def _insert_calls(
-    session: Session, created: dict[str, CallStatusEvent], states: dict[str, CallState]
+    session: Session,
+    created: dict[str, CallStatusEvent],
+    states: dict[str, CallState],
+    with_ids: bool,
 ) -> None:
     """Insert the touch and the call of each new call, in their folded state."""
     if not created:
@@ -544,8 +547,9 @@ def _insert_calls(
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
         rows.append(_call_row(state, event))
-    call_ids = insert_rows(session, CALLS, rows, returning=("id", "call_sid"))
-    for call_id, sid in call_ids:
+    # The ids are needed only to insert legs, so the usual batch skips them.
+    returning = ("id", "call_sid") if with_ids else ()
+    for call_id, sid in insert_rows(session, CALLS, rows, returning=returning):
         states[sid].call_id = call_id
     for touch in touches:
         log.debug(
