@@ -1,4 +1,4 @@
-"""A loopback HTTP server that stands in for Twilio's REST API in tests."""
+"""A loopback HTTP server that replaces Twilio's REST API in tests."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class ApiRequest:
 
 @dataclass
 class TwilioApi:
-    """Records each request; answers with `status` and `body`."""
+    """Record each request and respond with `status` and `body`."""
 
     status: int = 201
     body: dict[str, Any] = field(default_factory=dict)
