@@ -106,7 +106,8 @@ class Touch:
     customer_id: int | None = None
     rep_id: int | None = None
     direction: str = "inbound"
-    # True once the parent leg's own Direction set it, which no leg overrides.
+    # True once the parent leg's own event or a missed call set it, which no
+    # child leg overrides.
     direction_known: bool = False
 
 

@@ -71,9 +71,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The parent leg's Twilio Direction fixes the touch's direction; a child
-# leg's (`outbound-dial`) does not tell who called whom.
-TOUCH_DIRECTIONS = {"inbound": "inbound", "outbound-api": "outbound"}
+# A click-to-call's parent leg: the REST API calls the rep from a company number.
+CLICK_TO_CALL_DIRECTION = "outbound-api"
 
 
 class Outcome(StrEnum):
@@ -370,7 +369,8 @@ def _state_of_row(
             customer_id,
             rep_id,
             direction,
-            direction_known=twilio_direction in TOUCH_DIRECTIONS,
+            # Set by the parent leg's own event or a missed call, never by a leg.
+            direction_known=bool(twilio_direction),
         ),
         call_id=call_id,
         activity_id=activity_id,
@@ -503,9 +503,19 @@ def _merge_rep(
     rep, other, guessed = directory.resolve_legs(caller, callee)
     if touch.rep_id is None and rep is not None:
         touch.rep_id = rep.id
-    if event.parent_call_sid is None and event.twilio_direction in TOUCH_DIRECTIONS:
-        touch.direction = TOUCH_DIRECTIONS[event.twilio_direction]
-        touch.direction_known = True
+    if event.parent_call_sid is not None:
+        # A child leg (`outbound-dial`) only guesses, until the parent arrives.
+        return other, guessed
+    touch.direction = guessed
+    calls_rep_from_company = (
+        directory.is_company(caller)
+        and rep is not None
+        and rep == directory.rep(callee)
+    )
+    if event.twilio_direction == CLICK_TO_CALL_DIRECTION and calls_rep_from_company:
+        # The rep was called first, but the call goes out to the customer.
+        touch.direction = "outbound"
+    touch.direction_known = True
     return other, guessed
 
 
