@@ -451,6 +451,10 @@ def _resolve_parties(
 
     Reps are merged before customers, so that a lead made for an unknown
     number is owned by the rep on the call whichever leg names the rep.
+
+    NOTE: when the legs name different reps (inbound routing that rang one
+    rep, then another), the touch keeps the rep of the leg that arrived
+    first, which depends on arrival order.
     """
     if not arrivals:
         return

@@ -58,6 +58,8 @@ def upgrade() -> None:
             )
         )
     # Calls stored so far have no legs, so their own values are the shown ones.
+    # NOTE: child legs stored before this revision stay calls of their own,
+    # each with its touch; only legs that arrive from now on join their parent.
     op.execute(
         "UPDATE calls SET own_answered_at = answered_at, "
         "own_talk_seconds = talk_seconds"
