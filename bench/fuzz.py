@@ -315,7 +315,7 @@ def main() -> int:
                 "TOUCHLINE_TWILIO_AUTH_TOKEN": TOKEN,
                 "TOUCHLINE_SECRET_KEY": "f" * 40,
                 "TOUCHLINE_SMTP_PORT": "0",
-            "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
+                "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
                 "TOUCHLINE_MEDIA_HOSTS": "127.0.0.1",
             }
         )

@@ -1,19 +1,25 @@
-"""Call status events: stored once each, folded into the call's state.
+"""Call status events: stored once each, folded into the call they belong to.
 
-Twilio does not guarantee arrival order, so a call's status is the status of
-the event with the highest `SequenceNumber` seen so far, whatever order the
-events arrived in, and a finished call never returns to a live status.
+A status callback with a `ParentCallSid` is a child leg (`<Dial>` or a
+REST-bridged leg) and is stored as a leg of its parent call, so a call is
+one touch however many legs it has. capture/call_state.py has the rules for
+what a call shows; they give the same result in any arrival order. A leg
+that arrives before its parent makes a placeholder call keyed by the parent
+SID, which the parent's own events fill in later.
 
 Events are applied in batches with Core statements. One statement stores
-every new event of the batch and one loads the calls they belong to. The
-parties of new calls are resolved together, and new and changed calls are
-written with one executemany each. So the cost per event stays low under
-load.
+every new event of the batch and one loads the calls they belong to; the
+legs are loaded with one more only when the batch has child-leg events. The
+parties of new calls and legs are resolved together, and new and changed
+calls and legs are written with one statement each. So the cost per event
+stays low under load.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +29,25 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from capture.identity import Directory, parse_party
-from capture.models import Activity, Call, CallEvent, table_of, utcnow
+from capture.call_state import (
+    CALL_STATUSES,
+    FINAL_STATUSES,
+    NO_OWN_EVENT,
+    START_STATUSES,
+    CallState,
+    Progress,
+    Touch,
+)
+from capture.identity import Directory, Party, RepRef, parse_party
+from capture.models import (
+    Activity,
+    Call,
+    CallEvent,
+    CallLeg,
+    Customer,
+    table_of,
+    utcnow,
+)
 from capture.sql import (
     Prepared,
     insert_rows,
@@ -35,21 +58,21 @@ from capture.sql import (
 )
 from capture.stream import PlanIndex, plan_open_at
 
+__all__ = [
+    "CALL_STATUSES",
+    "FINAL_STATUSES",
+    "START_STATUSES",
+    "CallResult",
+    "CallStatusEvent",
+    "Outcome",
+    "apply_call_status",
+    "apply_call_statuses",
+]
+
 log = logging.getLogger(__name__)
 
-CALL_STATUSES = (
-    "queued",
-    "initiated",
-    "ringing",
-    "in-progress",
-    "completed",
-    "busy",
-    "failed",
-    "no-answer",
-    "canceled",
-)
-FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-START_STATUSES = frozenset({"queued", "initiated", "ringing"})
+# A click-to-call's parent leg: the REST API calls the rep from a company number.
+CLICK_TO_CALL_DIRECTION = "outbound-api"
 
 
 class Outcome(StrEnum):
@@ -77,6 +100,11 @@ class CallStatusEvent:
     def key(self) -> tuple[str, int]:
         return (self.call_sid, self.sequence_number)
 
+    @property
+    def parent_sid(self) -> str:
+        """The SID of the call this event belongs to."""
+        return self.parent_call_sid or self.call_sid
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -86,27 +114,21 @@ class CallResult:
 
 
 @dataclass
-class CallState:
-    """A call and its touch as plain values, folded in memory, then written."""
-
+class LegState:
     call_sid: str
-    status: str
-    last_sequence: int
-    occurred_at: datetime
-    customer_id: int | None
-    call_id: int | None = None
-    activity_id: int | None = None
-    started_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
-    talk_seconds: int | None = None
-    changed: bool = False
-    moved: bool = False
+    parent_sid: str
+    progress: Progress
+    twilio_direction: str
+    from_party: str
+    to_party: str
+    leg_id: int | None = None
 
 
 CALLS = table_of(Call)
 EVENTS = table_of(CallEvent)
 ACTIVITIES = table_of(Activity)
+LEGS = table_of(CallLeg)
+CUSTOMERS = table_of(Customer)
 
 
 def apply_call_status(
@@ -122,32 +144,118 @@ def apply_call_statuses(
 ) -> list[CallResult]:
     """Store status callbacks and update their calls; one result per event."""
     new_events = _store_events(session, events)
-    states = _load_states(session, {event.call_sid for event in new_events})
-    firsts: dict[str, CallStatusEvent] = {}
-    for event in new_events:
-        if event.call_sid not in states:
-            firsts.setdefault(event.call_sid, event)
-            states[event.call_sid] = _initial_state(event)
+    states = _load_states(session, {event.parent_sid for event in new_events})
+    legs = _load_legs(
+        session, {e.call_sid for e in new_events if e.parent_call_sid is not None}
+    )
+    created = _create_missing(states, new_events)
+    new_legs: set[str] = set()
+    # Events whose parties join the touch: a new leg's first, the parent's first.
+    arrivals: dict[str, list[CallStatusEvent]] = defaultdict(list)
     outcomes: dict[int, Outcome] = {}
     for event in new_events:
-        state = states[event.call_sid]
-        if firsts.get(event.call_sid) is event:
-            outcomes[id(event)] = Outcome.CREATED
-        elif event.sequence_number > state.last_sequence:
-            outcomes[id(event)] = Outcome.UPDATED
+        state = states[event.parent_sid]
+        if event.parent_call_sid is None:
+            outcomes[id(event)] = _fold_own(state, event, created, arrivals)
         else:
-            outcomes[id(event)] = Outcome.STALE
-        _fold_event(state, event)
-    _insert_calls(session, firsts, states, default_region)
-    _update_calls(session, [s for sid, s in states.items() if sid not in firsts])
+            outcomes[id(event)] = _fold_leg(
+                state, legs, event, created, arrivals, new_legs
+            )
+    _resolve_parties(session, states, arrivals, created, default_region)
+    _insert_calls(session, created, states, with_ids=bool(new_legs))
+    _update_calls(session, [s for sid, s in states.items() if sid not in created])
+    _write_legs(session, legs, new_legs, states)
     results = []
     for event in events:
         # A repeat of an event, earlier or in this same batch, is a duplicate.
         outcome = outcomes.get(id(event), Outcome.DUPLICATE)
-        known = states.get(event.call_sid)
+        known = states.get(event.parent_sid)
         activity_id = known.activity_id if known is not None else None
         results.append(CallResult(outcome, event.call_sid, activity_id))
     return results
+
+
+def _create_missing(
+    states: dict[str, CallState], events: list[CallStatusEvent]
+) -> dict[str, CallStatusEvent]:
+    """Add a state for each call not stored yet; return the event creating it.
+
+    The parent leg's own event creates the call when the batch has one, so
+    that its parties name the stored call; otherwise a child leg creates a
+    placeholder.
+    """
+    created: dict[str, CallStatusEvent] = {}
+    ordered = sorted(events, key=lambda event: event.parent_call_sid is not None)
+    for event in ordered:
+        sid = event.parent_sid
+        if sid not in states:
+            created[sid] = event
+            states[sid] = CallState(
+                call_sid=sid,
+                own=Progress("queued", NO_OWN_EVENT),
+                occurred_at=event.occurred_at,
+            )
+    return created
+
+
+def _fold_own(
+    state: CallState,
+    event: CallStatusEvent,
+    created: dict[str, CallStatusEvent],
+    arrivals: dict[str, list[CallStatusEvent]],
+) -> Outcome:
+    if created.get(state.call_sid) is event:
+        outcome = Outcome.CREATED
+    elif event.sequence_number > state.own.last_sequence:
+        outcome = Outcome.UPDATED
+    else:
+        outcome = Outcome.STALE
+    if state.placeholder:
+        # The parent leg's first event: its parties join the touch.
+        arrivals[state.call_sid].append(event)
+        state.twilio_direction = event.twilio_direction
+        state.from_party = event.from_party
+        state.to_party = event.to_party
+    state.fold_own(
+        event.status, event.sequence_number, event.occurred_at, event.call_duration
+    )
+    return outcome
+
+
+def _fold_leg(
+    state: CallState,
+    legs: dict[str, LegState],
+    event: CallStatusEvent,
+    created: dict[str, CallStatusEvent],
+    arrivals: dict[str, list[CallStatusEvent]],
+    new_legs: set[str],
+) -> Outcome:
+    leg = legs.get(event.call_sid)
+    if leg is None:
+        leg = LegState(
+            event.call_sid,
+            state.call_sid,
+            Progress("queued", NO_OWN_EVENT),
+            event.twilio_direction,
+            event.from_party,
+            event.to_party,
+        )
+        legs[event.call_sid] = leg
+        new_legs.add(event.call_sid)
+        state.leg_count += 1
+        arrivals[state.call_sid].append(event)
+    if created.get(state.call_sid) is event:
+        outcome = Outcome.CREATED
+    elif event.sequence_number > leg.progress.last_sequence:
+        outcome = Outcome.UPDATED
+    else:
+        outcome = Outcome.STALE
+    before = copy.copy(leg.progress)
+    leg.progress.fold(
+        event.status, event.sequence_number, event.occurred_at, event.call_duration
+    )
+    state.fold_leg(leg.progress, before, event.occurred_at)
+    return outcome
 
 
 def _store_events(
@@ -188,12 +296,20 @@ def _states_query(dialect: str) -> Select[Any]:
             CALLS.c.last_sequence,
             ACTIVITIES.c.occurred_at,
             ACTIVITIES.c.customer_id,
+            ACTIVITIES.c.rep_id,
+            ACTIVITIES.c.direction,
             CALLS.c.id,
             CALLS.c.activity_id,
+            CALLS.c.twilio_direction,
+            CALLS.c.from_party,
+            CALLS.c.to_party,
             CALLS.c.started_at,
             CALLS.c.answered_at,
             CALLS.c.ended_at,
             CALLS.c.talk_seconds,
+            CALLS.c.own_answered_at,
+            CALLS.c.own_talk_seconds,
+            CALLS.c.leg_count,
         )
         .join(ACTIVITIES, CALLS.c.activity_id == ACTIVITIES.c.id)
         .where(one_of(dialect, CALLS.c.call_sid, "sids"))
@@ -210,78 +326,245 @@ def _load_states(session: Session, call_sids: set[str]) -> dict[str, CallState]:
     rows = LOAD_STATES.rows(session, {"sids": values_of(dialect, call_sids)})
     states = {}
     for row in rows:
-        state = CallState(*row)
-        state.occurred_at = utc(state.occurred_at)
-        state.started_at = utc_or_none(state.started_at)
-        state.answered_at = utc_or_none(state.answered_at)
-        state.ended_at = utc_or_none(state.ended_at)
+        state = _state_of_row(*row)
         states[state.call_sid] = state
     return states
 
 
-def _initial_state(event: CallStatusEvent) -> CallState:
-    return CallState(
-        call_sid=event.call_sid,
-        status=event.status,
-        last_sequence=event.sequence_number,
-        occurred_at=event.occurred_at,
-        customer_id=None,
+def _state_of_row(
+    call_sid: str,
+    status: str,
+    last_sequence: int,
+    occurred_at: Any,
+    customer_id: int | None,
+    rep_id: int | None,
+    direction: str,
+    call_id: int,
+    activity_id: int,
+    twilio_direction: str,
+    from_party: str,
+    to_party: str,
+    started_at: Any,
+    answered_at: Any,
+    ended_at: Any,
+    talk_seconds: int | None,
+    own_answered_at: Any,
+    own_talk_seconds: int | None,
+    leg_count: int,
+) -> CallState:
+    placeholder = last_sequence == NO_OWN_EVENT
+    own = Progress(
+        status="queued" if placeholder else status,
+        last_sequence=last_sequence,
+        started_at=utc_or_none(started_at),
+        answered_at=utc_or_none(own_answered_at),
+        ended_at=None if placeholder else utc_or_none(ended_at),
+        talk_seconds=own_talk_seconds,
     )
+    state = CallState(
+        call_sid=call_sid,
+        own=own,
+        occurred_at=utc(occurred_at),
+        touch=Touch(
+            customer_id,
+            rep_id,
+            direction,
+            # Set by the parent leg's own event or a missed call, never by a leg.
+            direction_known=bool(twilio_direction),
+        ),
+        call_id=call_id,
+        activity_id=activity_id,
+        started_at=utc_or_none(started_at),
+        leg_count=leg_count,
+        twilio_direction=twilio_direction,
+        from_party=from_party,
+        to_party=to_party,
+    )
+    if placeholder:
+        state.leg_status = status
+        state.leg_ended_at = utc_or_none(ended_at)
+    if leg_count:
+        state.leg_answered_at = utc_or_none(answered_at)
+        state.leg_talk_seconds = talk_seconds
+    return state
 
 
-def _fold_event(state: CallState, event: CallStatusEvent) -> None:
-    moment = event.occurred_at
-    # A final status older than the state, such as a stray busy after a
-    # completed call, must not overwrite the call's end and talk time.
-    latest_final = (
-        state.ended_at is None or event.sequence_number >= state.last_sequence
-    )
-    if event.status in START_STATUSES:
-        state.started_at = _earliest(state.started_at, moment)
-    if event.status == "in-progress":
-        state.answered_at = _earliest(state.answered_at, moment)
-    if event.status in FINAL_STATUSES and latest_final:
-        state.ended_at = moment
-        # Only a completed call was answered; the others talked for 0 s.
-        completed = event.status == "completed"
-        state.talk_seconds = (event.call_duration or 0) if completed else 0
-    if event.sequence_number > state.last_sequence:
-        leaving_final = (
-            state.status in FINAL_STATUSES and event.status not in FINAL_STATUSES
+def _legs_query(dialect: str) -> Select[Any]:
+    return (
+        select(
+            LEGS.c.call_sid,
+            LEGS.c.id,
+            CALLS.c.call_sid,
+            LEGS.c.twilio_direction,
+            LEGS.c.from_party,
+            LEGS.c.to_party,
+            LEGS.c.status,
+            LEGS.c.last_sequence,
+            LEGS.c.started_at,
+            LEGS.c.answered_at,
+            LEGS.c.ended_at,
+            LEGS.c.talk_seconds,
         )
-        if not leaving_final:
-            state.status = event.status
-        state.last_sequence = event.sequence_number
-    if moment < state.occurred_at:
-        state.occurred_at = moment
-        state.moved = True
-    state.changed = True
+        .join(CALLS, LEGS.c.call_id == CALLS.c.id)
+        .where(one_of(dialect, LEGS.c.call_sid, "sids"))
+    )
 
 
-def _earliest(current: datetime | None, moment: datetime) -> datetime:
-    return moment if current is None else min(current, moment)
+LOAD_LEGS = Prepared(_legs_query)
+
+
+def _load_legs(session: Session, call_sids: set[str]) -> dict[str, LegState]:
+    if not call_sids:
+        return {}
+    dialect = session.get_bind().dialect.name
+    rows = LOAD_LEGS.rows(session, {"sids": values_of(dialect, call_sids)})
+    legs = {}
+    for sid, leg_id, parent_sid, direction, from_party, to_party, *progress in rows:
+        status, last_sequence, started_at, answered_at, ended_at, talk = progress
+        legs[sid] = LegState(
+            sid,
+            parent_sid,
+            Progress(
+                status,
+                last_sequence,
+                utc_or_none(started_at),
+                utc_or_none(answered_at),
+                utc_or_none(ended_at),
+                talk,
+            ),
+            direction,
+            from_party,
+            to_party,
+            leg_id,
+        )
+    return legs
+
+
+def _resolve_parties(
+    session: Session,
+    states: dict[str, CallState],
+    arrivals: dict[str, list[CallStatusEvent]],
+    created: dict[str, CallStatusEvent],
+    default_region: str,
+) -> None:
+    """Merge the rep, customer and direction of newly seen legs into touches.
+
+    Reps are merged before customers, so that a lead made for an unknown
+    number is owned by the rep on the call whichever leg names the rep.
+
+    NOTE: when the legs name different reps (inbound routing that rang one
+    rep, then another), the touch keeps the rep of the leg that arrived
+    first, which depends on arrival order.
+    """
+    if not arrivals:
+        return
+    parties = {
+        id(event): (
+            parse_party(event.from_party, default_region),
+            parse_party(event.to_party, default_region),
+        )
+        for events in arrivals.values()
+        for event in events
+    }
+    directory = Directory.load(session, [p for pair in parties.values() for p in pair])
+    owners: list[dict[str, Any]] = []
+    for sid, events in arrivals.items():
+        state = states[sid]
+        touch = state.touch
+        had = (touch.customer_id, touch.rep_id, touch.direction)
+        resolved = {id(e): _merge_rep(touch, e, directory, parties) for e in events}
+        creator = created.get(sid)
+        if creator is not None and not touch.direction_known:
+            # No parent leg yet: guess from the legs, as for any unknown call.
+            touch.direction = resolved[id(creator)][1]
+        for other, _ in resolved.values():
+            if touch.customer_id is not None:
+                break
+            rep = RepRef(touch.rep_id, "") if touch.rep_id is not None else None
+            customer = directory.customer_for(session, other, rep)
+            touch.customer_id = customer.id if customer else None
+        now = (touch.customer_id, touch.rep_id, touch.direction)
+        if sid not in created and now != had:
+            state.touch_changed = True
+            state.changed = True
+            if had[1] is None and now[1] is not None and now[0] is not None:
+                owners.append({"customer": now[0], "owner": now[1]})
+    _own_leads(session, owners)
+
+
+def _merge_rep(
+    touch: Touch,
+    event: CallStatusEvent,
+    directory: Directory,
+    parties: dict[int, tuple[Party, Party]],
+) -> tuple[Party, str]:
+    """Merge one event's rep and direction into the touch.
+
+    Return the event's party that is not the rep, and the direction guessed
+    from its parties.
+    """
+    caller, callee = parties[id(event)]
+    rep, other, guessed = directory.resolve_legs(caller, callee)
+    if touch.rep_id is None and rep is not None:
+        touch.rep_id = rep.id
+    if event.parent_call_sid is not None:
+        # A child leg (`outbound-dial`) only guesses, until the parent arrives.
+        return other, guessed
+    touch.direction = guessed
+    calls_rep_from_company = (
+        directory.is_company(caller)
+        and rep is not None
+        and rep == directory.rep(callee)
+    )
+    if event.twilio_direction == CLICK_TO_CALL_DIRECTION and calls_rep_from_company:
+        # The rep was called first, but the call goes out to the customer.
+        touch.direction = "outbound"
+    touch.direction_known = True
+    return other, guessed
+
+
+OWN_LEAD = Prepared(
+    lambda dialect: (
+        update(CUSTOMERS)
+        .where(
+            CUSTOMERS.c.id == bindparam("customer"),
+            CUSTOMERS.c.owner_id.is_(None),
+            CUSTOMERS.c.status == "lead",
+        )
+        .values(owner_id=bindparam("owner"))
+    )
+)
+
+
+def _own_leads(session: Session, owners: list[dict[str, Any]]) -> None:
+    """Give a lead made before any rep was known to the rep a later leg named."""
+    if owners:
+        OWN_LEAD.run_many(session, owners)
 
 
 def _insert_calls(
     session: Session,
-    firsts: dict[str, CallStatusEvent],
+    created: dict[str, CallStatusEvent],
     states: dict[str, CallState],
-    default_region: str,
+    with_ids: bool,
 ) -> None:
     """Insert the touch and the call of each new call, in their folded state."""
-    if not firsts:
+    if not created:
         return
-    touches = _resolve_touches(session, firsts, states, default_region)
+    touches = _touch_rows(session, created, states)
     inserted = insert_rows(
         session, ACTIVITIES, touches, returning=("id", "external_key")
     )
     activity_ids = {key: activity_id for activity_id, key in inserted}
     rows = []
-    for sid, event in firsts.items():
+    for sid, event in created.items():
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
         rows.append(_call_row(state, event))
-    insert_rows(session, CALLS, rows)
+    # The ids are needed only to insert legs, so the usual batch skips them.
+    returning = ("id", "call_sid") if with_ids else ()
+    for call_id, sid in insert_rows(session, CALLS, rows, returning=returning):
+        states[sid].call_id = call_id
     for touch in touches:
         log.debug(
             "call created: key=%s customer=%s rep=%s",
@@ -291,46 +574,28 @@ def _insert_calls(
         )
 
 
-def _resolve_touches(
-    session: Session,
-    firsts: dict[str, CallStatusEvent],
-    states: dict[str, CallState],
-    default_region: str,
+def _touch_rows(
+    session: Session, created: dict[str, CallStatusEvent], states: dict[str, CallState]
 ) -> list[dict[str, Any]]:
-    """Resolve rep, customer, direction and plan of each new call's touch."""
-    parties = {
-        sid: (
-            parse_party(event.from_party, default_region),
-            parse_party(event.to_party, default_region),
-        )
-        for sid, event in firsts.items()
-    }
-    directory = Directory.load(session, [p for pair in parties.values() for p in pair])
-    legs: dict[str, tuple[int | None, str]] = {}
-    for sid, (caller, callee) in parties.items():
-        rep, other, direction = directory.resolve_legs(caller, callee)
-        customer = directory.customer_for(session, other, rep)
-        states[sid].customer_id = customer.id if customer else None
-        legs[sid] = (rep.id if rep else None, direction)
     customer_ids = {
         customer_id
-        for sid in firsts
-        if (customer_id := states[sid].customer_id) is not None
+        for sid in created
+        if (customer_id := states[sid].touch.customer_id) is not None
     }
-    earliest = min(states[sid].occurred_at for sid in firsts)
+    earliest = min(states[sid].occurred_at for sid in created)
     plans = PlanIndex.load(session, customer_ids, earliest)
     touches = []
-    for sid, (rep_id, direction) in legs.items():
+    for sid in created:
         state = states[sid]
         touches.append(
             {
                 "external_key": f"call:{sid}",
                 "channel": "call",
-                "direction": direction,
+                "direction": state.touch.direction,
                 "occurred_at": state.occurred_at,
-                "customer_id": state.customer_id,
-                "rep_id": rep_id,
-                "plan_id": plans.open_at(state.customer_id, state.occurred_at),
+                "customer_id": state.touch.customer_id,
+                "rep_id": state.touch.rep_id,
+                "plan_id": plans.open_at(state.touch.customer_id, state.occurred_at),
                 "summary": "",
                 "automatic": False,
                 "created_at": utcnow(),
@@ -340,19 +605,25 @@ def _resolve_touches(
 
 
 def _call_row(state: CallState, event: CallStatusEvent) -> dict[str, Any]:
+    own_event = event.parent_call_sid is None
     return {
         "activity_id": state.activity_id,
         "call_sid": state.call_sid,
-        "parent_call_sid": event.parent_call_sid,
-        "twilio_direction": event.twilio_direction,
+        "parent_call_sid": None,
+        # A placeholder's direction is unknown until the parent's own event.
+        "twilio_direction": event.twilio_direction if own_event else "",
         "from_party": event.from_party,
         "to_party": event.to_party,
         "status": state.status,
-        "last_sequence": state.last_sequence,
+        "last_sequence": state.own.last_sequence,
         "started_at": state.started_at,
         "answered_at": state.answered_at,
         "ended_at": state.ended_at,
         "talk_seconds": state.talk_seconds,
+        "own_answered_at": state.own.answered_at,
+        "own_talk_seconds": state.own.talk_seconds,
+        "leg_count": state.leg_count,
+        "missed": False,
     }
 
 
@@ -363,10 +634,16 @@ UPDATE_CALL = Prepared(
         .values(
             status=bindparam("new_status"),
             last_sequence=bindparam("new_last_sequence"),
+            twilio_direction=bindparam("new_twilio_direction"),
+            from_party=bindparam("new_from_party"),
+            to_party=bindparam("new_to_party"),
             started_at=bindparam("new_started_at"),
             answered_at=bindparam("new_answered_at"),
             ended_at=bindparam("new_ended_at"),
             talk_seconds=bindparam("new_talk_seconds"),
+            own_answered_at=bindparam("new_own_answered_at"),
+            own_talk_seconds=bindparam("new_own_talk_seconds"),
+            leg_count=bindparam("new_leg_count"),
         )
     )
 )
@@ -382,27 +659,101 @@ def _update_calls(session: Session, states: list[CallState]) -> None:
             {
                 "call_id": s.call_id,
                 "new_status": s.status,
-                "new_last_sequence": s.last_sequence,
+                "new_last_sequence": s.own.last_sequence,
+                "new_twilio_direction": s.twilio_direction or "",
+                "new_from_party": s.from_party,
+                "new_to_party": s.to_party,
                 "new_started_at": s.started_at,
                 "new_answered_at": s.answered_at,
                 "new_ended_at": s.ended_at,
                 "new_talk_seconds": s.talk_seconds,
+                "new_own_answered_at": s.own.answered_at,
+                "new_own_talk_seconds": s.own.talk_seconds,
+                "new_leg_count": s.leg_count,
             }
             for s in changed
         ],
     )
     for state in changed:
-        if state.moved:
-            _move_touch(session, state)
+        if state.touch_changed:
+            _update_touch(session, state)
 
 
-def _move_touch(session: Session, state: CallState) -> None:
-    """Move a touch earlier when an earlier event of it arrived late."""
+def _update_touch(session: Session, state: CallState) -> None:
+    """Rewrite a stored touch whose time or parties changed with a late event."""
     plan_id = None
-    if state.customer_id is not None:
-        plan_id = plan_open_at(session, state.customer_id, state.occurred_at)
+    customer_id = state.touch.customer_id
+    if customer_id is not None:
+        plan_id = plan_open_at(session, customer_id, state.occurred_at)
     session.execute(
         update(ACTIVITIES)
         .where(ACTIVITIES.c.id == state.activity_id)
-        .values(occurred_at=state.occurred_at, plan_id=plan_id)
+        .values(
+            occurred_at=state.occurred_at,
+            plan_id=plan_id,
+            customer_id=customer_id,
+            rep_id=state.touch.rep_id,
+            direction=state.touch.direction,
+        )
     )
+
+
+UPDATE_LEG = Prepared(
+    lambda dialect: (
+        update(LEGS)
+        .where(LEGS.c.id == bindparam("leg_id"))
+        .values(
+            status=bindparam("new_status"),
+            last_sequence=bindparam("new_last_sequence"),
+            started_at=bindparam("new_started_at"),
+            answered_at=bindparam("new_answered_at"),
+            ended_at=bindparam("new_ended_at"),
+            talk_seconds=bindparam("new_talk_seconds"),
+        )
+    )
+)
+
+
+def _write_legs(
+    session: Session,
+    legs: dict[str, LegState],
+    new_legs: set[str],
+    states: dict[str, CallState],
+) -> None:
+    if not legs:
+        return
+    rows = []
+    updates = []
+    for sid, leg in legs.items():
+        progress = leg.progress
+        if sid in new_legs:
+            rows.append(
+                {
+                    "call_id": states[leg.parent_sid].call_id,
+                    "call_sid": sid,
+                    "twilio_direction": leg.twilio_direction,
+                    "from_party": leg.from_party,
+                    "to_party": leg.to_party,
+                    "status": progress.status,
+                    "last_sequence": progress.last_sequence,
+                    "started_at": progress.started_at,
+                    "answered_at": progress.answered_at,
+                    "ended_at": progress.ended_at,
+                    "talk_seconds": progress.talk_seconds,
+                }
+            )
+        else:
+            updates.append(
+                {
+                    "leg_id": leg.leg_id,
+                    "new_status": progress.status,
+                    "new_last_sequence": progress.last_sequence,
+                    "new_started_at": progress.started_at,
+                    "new_answered_at": progress.answered_at,
+                    "new_ended_at": progress.ended_at,
+                    "new_talk_seconds": progress.talk_seconds,
+                }
+            )
+    insert_rows(session, LEGS, rows)
+    if updates:
+        UPDATE_LEG.run_many(session, updates)

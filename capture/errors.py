@@ -28,3 +28,11 @@ class Forbidden(DomainError):
     Only for actions whose existence is no secret, such as admin pages;
     records outside a user's scope raise NotFound, so ids do not leak.
     """
+
+
+class NotConfigured(DomainError):
+    """A setting the action needs is empty (HTTP 503); `field` names it."""
+
+
+class UpstreamFailed(DomainError):
+    """A service Touchline called returned an error or no answer (HTTP 502)."""

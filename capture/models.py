@@ -311,7 +311,11 @@ class Activity(Base):
 
 
 class Call(Base):
-    """A phone call; its state follows the highest SequenceNumber seen."""
+    """A phone call (its parent leg); state follows the highest SequenceNumber.
+
+    A call whose child legs arrived before any event of its own is a
+    placeholder: `last_sequence` is -1 and its status comes from the legs.
+    """
 
     __tablename__ = "calls"
 
@@ -329,10 +333,50 @@ class Call(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Talk time from CallDuration, in seconds; None until the call ends.
+    # Talk time in seconds, None until the call ends. A call with child legs
+    # takes its answer time and talk time from them (capture/calls.py).
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The parent leg's own answer time and CallDuration, kept apart because a
+    # child leg that arrives later replaces them in the two columns above.
+    own_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    own_talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Child legs (`<Dial>` or REST-bridged) stored in `call_legs`.
+    leg_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An inbound call that no rep answered; set by inbound routing.
+    missed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
     activity: Mapped[Activity] = relationship(back_populates="call")
+    legs: Mapped[list[CallLeg]] = relationship(
+        back_populates="call", order_by="CallLeg.id", cascade="all, delete-orphan"
+    )
+
+
+class CallLeg(Base):
+    """A child leg of a call: the `ParentCallSid` of its status callbacks.
+
+    Its own state follows its own SequenceNumber, like a call's.
+    """
+
+    __tablename__ = "call_legs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    twilio_direction: Mapped[str] = mapped_column(String(16))
+    from_party: Mapped[str] = mapped_column(String(320))
+    to_party: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16))
+    last_sequence: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    call: Mapped[Call] = relationship(back_populates="legs")
 
 
 class CallEvent(Base):

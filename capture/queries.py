@@ -20,6 +20,7 @@ from capture.identity import normalize_phone
 from capture.models import (
     Activity,
     Call,
+    CallLeg,
     ContactPoint,
     Customer,
     CustomField,
@@ -231,7 +232,16 @@ async def call_detail(
     result = await session.execute(
         select(Call, Activity)
         .join(Activity, Call.activity_id == Activity.id)
-        .where(Call.call_sid == call_sid, visible_activities(viewer))
+        .where(
+            or_(
+                Call.call_sid == call_sid,
+                # A child leg's SID names the call it belongs to.
+                Call.id.in_(
+                    select(CallLeg.call_id).where(CallLeg.call_sid == call_sid)
+                ),
+            ),
+            visible_activities(viewer),
+        )
         .options(selectinload(Activity.rep), selectinload(Activity.customer))
     )
     row = result.first()

@@ -192,6 +192,29 @@ def _engine(value: Any) -> str:
     return engine
 
 
+def _phone_or_empty(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        return ""
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(f"{text!r} is not a number in E.164 (+ and digits)") from error
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError(f"{text!r} is not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _api_url(value: Any) -> str:
+    url = _text(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"{url!r} must be a scheme and host only")
+    return url
+
+
 def _channel(value: Any) -> int:
     channel = _integer(value)
     if channel not in (1, 2):
@@ -337,6 +360,53 @@ SETTINGS: tuple[Setting, ...] = (
         _channel,
     ),
     Setting(
+        "twilio_api_url",
+        "https://api.twilio.com",
+        "Base URL of Twilio's REST API, used for click-to-call.",
+        _api_url,
+    ),
+    Setting(
+        "caller_id",
+        "",
+        "Company number shown to customers on click-to-call (E.164); empty uses "
+        "the first number on the admin numbers page.",
+        _phone_or_empty,
+    ),
+    Setting(
+        "recording_disclosure",
+        "",
+        "Sentence said to both parties before a recorded call is bridged, such "
+        "as a notice that the call is recorded; empty says nothing.",
+        _text,
+    ),
+    Setting(
+        "ring_seconds",
+        20,
+        "Seconds each rep's phone rings on an inbound call before the next "
+        "one in turn is tried.",
+        _positive,
+    ),
+    Setting(
+        "inbound_team",
+        "",
+        "Team whose reps ring, in turn, for callers with no owner; empty rings "
+        "no rep and goes to the fallback number or voicemail.",
+        _text,
+    ),
+    Setting(
+        "inbound_fallback_number",
+        "",
+        "Number (E.164) dialled when no rep answers an inbound call; empty goes "
+        "to voicemail.",
+        _phone_or_empty,
+    ),
+    Setting(
+        "voicemail_prompt",
+        "Please leave a message after the tone.",
+        "Sentence said before an inbound caller's voicemail is recorded.",
+        _text,
+    ),
+    Setting(
         "secret_key",
         "",
         "Key that signs and encrypts session cookies; at least 32 characters. "
@@ -431,6 +501,13 @@ class Settings:
     whisper_model: str
     dial_rep_channel: int
     api_rep_channel: int
+    twilio_api_url: str
+    caller_id: str
+    recording_disclosure: str
+    ring_seconds: int
+    inbound_team: str
+    inbound_fallback_number: str
+    voicemail_prompt: str
     secret_key: str
     session_idle_seconds: int
     session_max_seconds: int

@@ -23,6 +23,7 @@ from capture.db import Database, transaction
 from capture.models import Job
 from capture.settings import Settings
 from telephony.simulate import SimulationOptions, SimulationReport, run_simulation
+from telephony.simulate.report import CallRecord
 from web.app import create_app
 
 pytestmark = pytest.mark.speech
@@ -107,6 +108,7 @@ async def test_pipeline_simulated_calls_reach_report(
         assert by_rep[email]["sms"] == sent.sms, email
 
     for call in report.calls:
+        check_routing(call)
         detail = await api_get(settings, token, f"/api/v1/calls/{call.call_sid}")
         assert detail["status"] == call.final_status
         assert detail["talk_seconds"] == call.talk_seconds
@@ -116,6 +118,19 @@ async def test_pipeline_simulated_calls_reach_report(
         transcript = detail["transcript"]
         assert transcript is not None
         check_speakers(call.sentences, transcript["segments"])
+
+
+def check_routing(call: CallRecord) -> None:
+    """Check what the server's TwiML did for one simulated call."""
+    if call.direction == "outbound":
+        assert call.routing == [f"dial {call.customer_phone}"], call.routing
+        return
+    if call.caller_kind == "customer":
+        assert call.routing[0].startswith("dial +1"), call.routing
+    if call.answered:
+        assert call.routing[-1] in ("hangup", "voicemail"), call.routing
+    else:
+        assert call.routing[-1] == "voicemail", call.routing
 
 
 def words(text: str) -> set[str]:

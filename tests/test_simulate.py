@@ -36,6 +36,7 @@ from telephony.simulate import (
     main_from_args,
     run_simulation,
 )
+from telephony.simulate.routing import describe_twiml
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -656,3 +657,58 @@ def test_cli_defaults(tmp_path: Path) -> None:
     assert args.rate == 5.0
     assert args.report == tmp_path / "r.json"
     assert args.unknown_callers is None
+
+
+# Routing and bridge TwiML requests ---------------------------------------------------
+
+
+def test_inbound_calls_ask_for_routing(outcome: Outcome) -> None:
+    inbound = requests_at(outcome, "/twilio/voice/inbound")
+    parents = {
+        call.parent_call_sid
+        for call in outcome.report.calls
+        if call.direction == "inbound"
+    }
+
+    assert {request.params["CallSid"] for request in inbound} == parents
+    for request in inbound:
+        assert request.params["Direction"] == "inbound"
+        assert request.params["To"] == outcome.options.company_number
+
+
+def test_outbound_calls_ask_for_bridge(outcome: Outcome) -> None:
+    bridges = [r for r in outcome.requests if r.path == "/twilio/voice/bridge"]
+    outbound = {
+        call.call_sid: call.customer_phone
+        for call in outcome.report.calls
+        if call.direction == "outbound"
+    }
+
+    assert len(bridges) == len(outbound)
+    for request in bridges:
+        assert request.query["to"] == outbound[request.params["CallSid"]]
+        assert request.params["Direction"] == "outbound-api"
+        assert request.params["From"] == outcome.options.company_number
+
+
+def test_routing_reported_per_call(outcome: Outcome) -> None:
+    for call in outcome.report.calls:
+        # The stand-in server answers every request with an empty <Response/>.
+        assert call.routing == ["empty"], call.call_sid
+
+
+@pytest.mark.parametrize(
+    ("body", "summary"),
+    [
+        (
+            "<Response><Dial><Number>+1415</Number><Client>chen</Client></Dial></Response>",
+            "dial +1415 chen",
+        ),
+        ("<Response><Say>Hi</Say><Record/><Hangup/></Response>", "voicemail"),
+        ("<Response><Hangup/></Response>", "hangup"),
+        ("<Response/>", "empty"),
+        ("not xml", "invalid TwiML"),
+    ],
+)
+def test_describe_twiml(body: str, summary: str) -> None:
+    assert describe_twiml(body) == summary

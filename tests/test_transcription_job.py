@@ -13,10 +13,11 @@ from media_host import MediaHost, media_host
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from test_recordings import start_call
-from twilio_params import new_sid, recording_status
+from twilio_params import call_status, new_sid, recording_status
 
 from capture.db import Database, transaction
-from capture.models import Job, Transcript
+from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
+from capture.models import Job, Recording, Transcript
 from capture.recordings import TRANSCRIBE_JOB
 from capture.worker import Worker
 from web.app import create_app
@@ -121,3 +122,94 @@ async def test_transcribe_corrupt_recording_is_dead(
     assert "not transcribed" in (job.last_error or "")
     assert transcripts == 0
     assert "Transcription failed" in page
+
+
+@pytest.fixture
+async def split_channel_client(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, demo: None
+) -> Any:
+    """A server where REST recordings carry the rep on 2 and <Dial> ones on 1."""
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        transcribe_engine="faster-whisper",
+        dial_rep_channel=1,
+        api_rep_channel=2,
+    )
+    client = await start_client(aiohttp_client, create_app(settings, run_worker=False))
+    await login(client, ADMIN_EMAIL)
+    return client
+
+
+async def record_call(
+    client: Any, params: dict[str, str], source: str, body: bytes
+) -> str:
+    """Post one call status and a completed recording of `source`; run its jobs."""
+    assert (await post_signed(client, "/twilio/voice/status", params)).status == 204
+    recording_sid = new_sid("RE")
+    host = MediaHost(files={f"/R/{recording_sid}": body})
+    worker: Worker = client.app[WORKER]
+    async with media_host(host):
+        recording = recording_status(
+            params["CallSid"],
+            recording_sid,
+            "completed",
+            url=f"{host.base_url}/R/{recording_sid}",
+            duration=2,
+        )
+        recording["RecordingSource"] = source
+        await post_signed(client, "/twilio/voice/recording", recording)
+        assert await worker.run_once()
+    assert await worker.run_once()
+    return recording_sid
+
+
+async def test_transcribe_rep_channel_per_call_kind(
+    split_channel_client: Any, database: Database, tmp_path: Path
+) -> None:
+    first = synthesize_speech("I will send the contract on Thursday.", voice="en-us")
+    second = synthesize_speech("Please email the pricing to our office.", voice="en-gb")
+    body = write_wav(
+        tmp_path / "call.wav", assemble_turns([(1, first), (2, second)])
+    ).read_bytes()
+    click_to_call = call_status(
+        new_sid("CA"),
+        "completed",
+        3,
+        caller=ORGANISATION_NUMBER,
+        called=REPS[0].phone,
+        direction="outbound-api",
+        duration=5,
+    )
+    inbound = call_status(
+        new_sid("CA"),
+        "completed",
+        3,
+        caller=CUSTOMERS[0].phone,
+        called=ORGANISATION_NUMBER,
+        direction="inbound",
+        duration=5,
+    )
+
+    rest_sid = await record_call(
+        split_channel_client, click_to_call, "OutboundAPI", body
+    )
+    dial_sid = await record_call(split_channel_client, inbound, "DialVerb", body)
+
+    speakers = {}
+    async with database.reads() as session:
+        for recording_sid in (rest_sid, dial_sid):
+            transcript = await session.scalar(
+                select(Transcript)
+                .join(Recording, Transcript.recording_id == Recording.id)
+                .where(Recording.recording_sid == recording_sid)
+                .options(selectinload(Transcript.segments))
+            )
+            assert transcript is not None
+            speakers[recording_sid] = {
+                segment.speaker: segment.text.lower() for segment in transcript.segments
+            }
+    assert "pricing" in speakers[rest_sid]["rep"], "REST recordings: rep on 2"
+    assert "contract" in speakers[rest_sid]["customer"]
+    assert "contract" in speakers[dial_sid]["rep"], "<Dial> recordings: rep on 1"
+    assert "pricing" in speakers[dial_sid]["customer"]

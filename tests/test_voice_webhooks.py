@@ -194,6 +194,7 @@ async def test_status_unknown_caller_becomes_lead(
     client: Any, database: Database
 ) -> None:
     sid = new_sid("CA")
+    parent = new_sid("CA")
     stranger = "(415) 555-0999"
     params = call_status(
         sid,
@@ -202,7 +203,7 @@ async def test_status_unknown_caller_becomes_lead(
         caller=stranger,
         called=ANA.phone,
         direction="outbound-dial",
-        parent=new_sid("CA"),
+        parent=parent,
     )
 
     response = await post_signed(client, "/twilio/voice/status", params)
@@ -214,7 +215,7 @@ async def test_status_unknown_caller_becomes_lead(
         )
         lead = await session.get(Customer, point.customer_id) if point else None
         activity = await session.scalar(
-            select(Activity).where(Activity.external_key == f"call:{sid}")
+            select(Activity).where(Activity.external_key == f"call:{parent}")
         )
     assert lead is not None
     assert lead.status == "lead"
@@ -229,6 +230,7 @@ async def test_status_withheld_caller_not_a_customer(
     client: Any, database: Database
 ) -> None:
     sid = new_sid("CA")
+    parent = new_sid("CA")
     customers_before = await count(database, Customer)
     params = call_status(
         sid,
@@ -237,7 +239,7 @@ async def test_status_withheld_caller_not_a_customer(
         caller="+266696687",
         called=ANA.phone,
         direction="outbound-dial",
-        parent=new_sid("CA"),
+        parent=parent,
     )
 
     response = await post_signed(client, "/twilio/voice/status", params)
@@ -246,7 +248,7 @@ async def test_status_withheld_caller_not_a_customer(
     assert await count(database, Customer) == customers_before
     async with database.reads() as session:
         activity = await session.scalar(
-            select(Activity).where(Activity.external_key == f"call:{sid}")
+            select(Activity).where(Activity.external_key == f"call:{parent}")
         )
     assert activity is not None
     assert activity.customer_id is None
@@ -333,6 +335,7 @@ async def test_status_national_format_matches_customer(
 
 async def test_status_sip_party_not_a_customer(client: Any, database: Database) -> None:
     sid = new_sid("CA")
+    parent = new_sid("CA")
     params = call_status(
         sid,
         "ringing",
@@ -340,14 +343,14 @@ async def test_status_sip_party_not_a_customer(client: Any, database: Database) 
         caller="sip:desk@pbx.example.com",
         called=ANA.phone,
         direction="outbound-dial",
-        parent=new_sid("CA"),
+        parent=parent,
     )
     customers_before = await count(database, Customer)
 
     response = await post_signed(client, "/twilio/voice/status", params)
 
     assert response.status == 204
-    activity = await activity_of(database, sid)
+    activity = await activity_of(database, parent)
     assert activity.customer_id is None
     assert await count(database, Customer) == customers_before
 

@@ -55,7 +55,9 @@ class Transcriber:
         path = self.settings.data_dir / recording.file_path
         started = time.monotonic()
         engine, result = await self._transcribe(path)
-        speakers = speaker_labels(call, recording.channels, self.settings)
+        speakers = speaker_labels(
+            call, recording.channels, self.settings, source=recording.source
+        )
         transcript = _transcript(recording.id, engine, result, speakers)
         await self.writer.run(lambda session: session.add(transcript))
         log.info(
@@ -84,22 +86,39 @@ class Transcriber:
         )
 
 
-def speaker_labels(
-    call: Call | None, channels: int, settings: Settings
-) -> dict[int, str]:
-    """Map recording channels to rep and customer for this kind of call.
+# Twilio's RecordingSource of a recording started by `calls.create(record=True)`
+# and of one started by `<Dial record=...>`.
+REST_SOURCE = "OutboundAPI"
+DIAL_SOURCE = "DialVerb"
 
-    A REST-created call records the parent leg (the rep in click-to-call) on
-    channel 1; for `<Dial>` recordings the channel of the rep is configurable.
+
+def rep_channel(call: Call | None, source: str, settings: Settings) -> int:
+    """Return the recording channel that carries the rep.
+
+    The recording's source says how it was started. Touchline records
+    click-to-call calls through the REST request, where the parent leg, the
+    rep, is channel 1 (`api_rep_channel`), and inbound calls with `<Dial
+    record>`, where the rep is the dialled party (`dial_rep_channel`). A
+    recording of another source goes by the call's own direction.
     """
+    if source == DIAL_SOURCE:
+        return settings.dial_rep_channel
+    if source == REST_SOURCE:
+        return settings.api_rep_channel
+    if call is not None and call.twilio_direction == "outbound-api":
+        return settings.api_rep_channel
+    return settings.dial_rep_channel
+
+
+def speaker_labels(
+    call: Call | None, channels: int, settings: Settings, source: str = ""
+) -> dict[int, str]:
+    """Map recording channels to rep and customer for this kind of recording."""
     if channels < 2:
         return {1: "mixed"}
-    if call is not None and call.twilio_direction == "outbound-api":
-        rep_channel = settings.api_rep_channel
-    else:
-        rep_channel = settings.dial_rep_channel
-    customer_channel = 2 if rep_channel == 1 else 1
-    return {rep_channel: "rep", customer_channel: "customer"}
+    rep = rep_channel(call, source, settings)
+    customer = 2 if rep == 1 else 1
+    return {rep: "rep", customer: "customer"}
 
 
 def _transcript(

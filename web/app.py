@@ -24,12 +24,15 @@ from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
 from telephony.mms import MediaDownloader
 from telephony.recording_jobs import RecordingDownloader
+from telephony.rest import TwilioCalls
+from telephony.voice import VoiceRouting
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
 from web import (
     account,
     admin,
     api,
+    calling,
     customer_value,
     emails,
     i18n,
@@ -58,6 +61,7 @@ from web.keys import (
     EMAIL_INTAKE,
     SETTINGS,
     SMTP_SERVER,
+    TWILIO_CALLS,
     WEBHOOKS,
     WORKER,
     WRITER,
@@ -119,6 +123,7 @@ def create_app(
     app[WRITER] = writer
     app[WORKER] = worker
     app[RUNTIME] = RuntimeSettings(settings, database)
+    app[TWILIO_CALLS] = TwilioCalls(settings)
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("web", "templates"),
@@ -142,11 +147,13 @@ def create_app(
     app[WEBHOOKS] = webhooks
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
+    app.router.add_routes(VoiceRouting(settings, database, writer).routes())
     intake = EmailIntake(settings, writer)
     app[EMAIL_INTAKE] = intake
     app.router.add_routes(EmailWebhooks(settings, intake).routes())
     app.router.add_routes(emails.routes)
     app.router.add_routes(api.routes)
+    app.router.add_routes(calling.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(plans_api.routes)
     app.router.add_routes(plan_pages.routes)

@@ -16,8 +16,8 @@ from web.i18n import gettext
 from web.i18n import gettext_noop as N_
 
 # NOTE: each pattern mirrors a message written in capture/ (accounts.py,
-# passwords.py, queries.py, chain.py); a reworded message there falls back
-# to English.
+# passwords.py, queries.py, chain.py, click_to_call.py) or in
+# telephony/rest.py; a reworded message there falls back to English.
 PATTERNS = (
     (
         re.compile(r"(?P<field>\w+) is shorter than (?P<count>\d+) characters"),
@@ -95,6 +95,18 @@ PATTERNS = (
             r"(?P<email>\S+) is the last active admin; make another user admin first"
         ),
         N_("%(email)s is the last active admin; make another user admin first"),
+    ),
+    (
+        re.compile(r"customer (?P<id>\d+) has no phone number"),
+        N_("customer %(id)s has no phone number"),
+    ),
+    (
+        re.compile(r"Twilio rejected the call: (?P<reason>.+)"),
+        N_("Twilio rejected the call: %(reason)s"),
+    ),
+    (
+        re.compile(r"request to Twilio's API failed: (?P<reason>.+)"),
+        N_("request to Twilio's API failed: %(reason)s"),
     ),
 )
 

@@ -8,7 +8,15 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from capture.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from capture.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotConfigured,
+    NotFound,
+    UpstreamFailed,
+)
 from web.domain_messages import translate_message
 from web.i18n import gettext_noop as N_
 from web.i18n import template_values
@@ -17,7 +25,14 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+STATUS = {
+    InvalidInput: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    UpstreamFailed: 502,
+    NotConfigured: 503,
+}
 INTERNAL_ERROR = N_("internal error; the failure is logged")
 # Fixed messages of the domain layer and of aiohttp's HTTP errors that reach
 # pages. They are marked here so that the catalogue contains their translations.

@@ -13,6 +13,7 @@ from capture.models import User
 from capture.settings import Settings
 from capture.worker import Worker
 from capture.writer import BatchWriter
+from telephony.rest import TwilioCalls
 from telephony.webhooks import TwilioWebhooks
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,6 +21,7 @@ DATABASE = web.AppKey("database", Database)
 WRITER = web.AppKey("writer", BatchWriter)
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", TwilioWebhooks)
+TWILIO_CALLS = web.AppKey("twilio_calls", TwilioCalls)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
 SMTP_SERVER = web.AppKey("smtp_server", asyncio.Server)
 

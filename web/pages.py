@@ -113,6 +113,8 @@ async def render_customer(
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
     context.update(chain, media=media, entered=entered or {})
     context.update(inline_types=INLINE_IMAGES)
+    # Set after a click-to-call started; only its presence is shown.
+    context.update(calling=bool(request.query.get("calling")))
     context.update(
         plan_error=translate_message(error.message) if error else None,
         plan_field=error.field if error else None,

@@ -41,7 +41,7 @@ def customer_id_of(request: web.Request) -> int:
     return number
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise InvalidInput("the body must be application/json", "Content-Type")
     raw = await request.content.read(MAX_JSON + 1)
@@ -116,7 +116,7 @@ async def patch_value(request: web.Request) -> web.Response:
     """Change calibration fields and custom field values in one transaction."""
     settings = request.app[SETTINGS]
     viewer = _editor(viewer_of(request))
-    document = await _json_object(request)
+    document = await json_object(request)
     fields = document.pop("fields", {})
     if not isinstance(fields, dict):
         raise InvalidInput("fields must be an object of key: value", "fields")
@@ -140,7 +140,7 @@ async def patch_value(request: web.Request) -> web.Response:
 async def post_milestone(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     viewer = _editor(viewer_of(request))
-    document = await _json_object(request)
+    document = await json_object(request)
     title = document.get("title")
     note = document.get("note", "")
     if not isinstance(title, str):
@@ -207,7 +207,7 @@ async def post_field(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     if viewer.role not in FIELD_DEFINERS:
         raise Forbidden("custom fields are defined by managers and admins")
-    document = await _json_object(request)
+    document = await json_object(request)
     choices = document.get("choices", [])
     required = document.get("required", False)
     if not isinstance(choices, list):

@@ -8,6 +8,11 @@ recordings from its own media server, as Twilio would:
   `ParentCallSid` set, `From` the customer and `To` the rep's phone. An outbound
   call is `Direction=outbound-api` with `From` the rep's phone and `To` the
   customer.
+- `POST {url}/twilio/voice/inbound`, then `/twilio/voice/inbound/next?stage=N`:
+  the TwiML requests of an inbound call, before its status callbacks. An
+  unanswered call follows each stage until the TwiML rings nobody more.
+- `POST {url}/twilio/voice/bridge?to=<customer>`: the TwiML request of an
+  outbound call, as Twilio makes it when the rep answers a click-to-call.
 - `POST {url}/twilio/voice/recording`: recording status callbacks, `CallSid` is the
   parent leg for inbound calls and the call itself for outbound calls.
 - `POST {url}/twilio/sms`: inbound messages from customers to the company number.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from telephony.simulate.options import SimulationOptions
@@ -39,6 +39,8 @@ class CallRecord:
     recording_status: str | None
     sentences: dict[str, list[str]]
     statuses_sent: list[str]
+    # What each TwiML answer did: "dial" and whom, "voicemail", "hangup".
+    routing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _build_report(
         webhooks_sent=run.sender.requests_sent,
         elapsed_s=round(elapsed_s, 3),
         per_rep=per_rep,
-        calls=[_call_record(plan, run.statuses_sent) for plan in calls],
+        calls=[_call_record(plan, run.statuses_sent, run.routing) for plan in calls],
         messages=[_message_record(plan, run.statuses_sent) for plan in messages],
         errors=run.sender.errors,
         recordings_fetched=sorted(run.media.fetched),
@@ -109,7 +111,11 @@ def _build_report(
     )
 
 
-def _call_record(plan: CallPlan, statuses_sent: dict[str, list[str]]) -> CallRecord:
+def _call_record(
+    plan: CallPlan,
+    statuses_sent: dict[str, list[str]],
+    routing: dict[str, list[str]],
+) -> CallRecord:
     conversation = plan.conversation
     sentences = {
         "rep": conversation.sentences(REP_CHANNEL) if conversation else [],
@@ -131,6 +137,7 @@ def _call_record(plan: CallPlan, statuses_sent: dict[str, list[str]]) -> CallRec
         recording_status=plan.recording_status,
         sentences=sentences,
         statuses_sent=statuses_sent.get(plan.call_sid, []),
+        routing=routing.get(plan.call_sid, []),
     )
 
 

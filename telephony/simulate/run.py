@@ -34,6 +34,7 @@ from telephony.simulate.plan import (
     plan_mms,
 )
 from telephony.simulate.report import SimulationReport, _build_report
+from telephony.simulate.routing import route_call
 from telephony.simulate.sender import WebhookSender
 from telephony.speech import SpeechSynthesizer, check_speech_tools
 
@@ -71,6 +72,8 @@ class _Run:
     progress: _Progress
     slots: asyncio.Semaphore
     statuses_sent: dict[str, list[str]] = field(default_factory=dict)
+    # What each TwiML answer of a call did, by the call's stored CallSid.
+    routing: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def run_simulation(
@@ -173,6 +176,7 @@ async def _send_everything(
 
 async def _send_call(run: _Run, plan: CallPlan) -> None:
     async with run.slots:
+        run.routing[plan.call_sid] = await route_call(run, plan)
         events = call_events(plan)
         tokens = [str(uuid.uuid4()) for _ in events]
         sent = run.statuses_sent.setdefault(plan.call_sid, [])

@@ -64,6 +64,13 @@ class WebhookSender:
         A 5xx response or a connection failure is retried once with the same
         signature and idempotency token.
         """
+        accepted, _ = await self.exchange(path, params, token, sid, event)
+        return accepted
+
+    async def exchange(
+        self, path: str, params: dict[str, str], token: str, sid: str, event: str
+    ) -> tuple[bool, str]:
+        """Send as `send` does; return whether a 2xx came back, and the body."""
         url = self._base_url + path
         headers = {
             "X-Twilio-Signature": self._validator.compute_signature(url, params),
@@ -73,14 +80,14 @@ class WebhookSender:
         for attempt in (1, 2):
             status, body = await self._post(url, params, headers)
             if status is not None and 200 <= status < 300:
-                return True
+                return True, body
             self._record_error(path, sid, event, status, body, attempt)
             if status is not None and status < 500:
-                return False
+                return False, body
             if attempt == 1:
                 logger.warning("retrying %s %s for %s", path, event, sid)
                 await asyncio.sleep(RETRY_DELAY_S)
-        return False
+        return False, body
 
     async def _post(
         self, url: str, params: dict[str, str], headers: dict[str, str]
