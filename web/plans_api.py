@@ -26,7 +26,7 @@ from web.access import viewer_of
 from web.i18n import zone_of
 from web.keys import DATABASE, SETTINGS
 from web.runtime import current_settings
-from web.values_api import _editor, _json_object, customer_id_of
+from web.values_api import _editor, customer_id_of, json_object
 
 routes = web.RouteTableDef()
 
@@ -138,7 +138,7 @@ async def get_plans(request: web.Request) -> web.Response:
 @routes.post("/api/v1/customers/{id}/plans")
 async def post_plan(request: web.Request) -> web.Response:
     viewer = _editor(viewer_of(request))
-    entry = entry_of(await _json_object(request), "body")
+    entry = entry_of(await json_object(request), "body")
     settings = await current_settings(request)
     async with transaction(request.app[DATABASE].writes) as session:
         customer = await get_customer(session, viewer, customer_id_of(request))
@@ -159,7 +159,7 @@ async def post_plan(request: web.Request) -> web.Response:
 async def post_complete(request: web.Request) -> web.Response:
     viewer = _editor(viewer_of(request))
     plan_id = _path_id(request, "plan_id")
-    step = next_step_of(await _json_object(request))
+    step = next_step_of(await json_object(request))
     settings = await current_settings(request)
     async with transaction(request.app[DATABASE].writes) as session:
         customer = await _plan_customer(session, viewer, plan_id)
