@@ -4,7 +4,8 @@ Starts the service on loopback and sends signed webhooks at `--rate` per
 second for `--seconds`: each simulated call sends its four status callbacks
 and, for a share of calls, a completed recording whose media a local
 server returns (real speech made with espeak-ng, so transcription runs
-meanwhile); inbound SMS and SMS status callbacks come in between. A share
+meanwhile); inbound SMS, SMS status callbacks and reps' emails (raw MIME
+with an API token) come in between. A share
 of requests is sent twice, as Twilio retries do.
 
 - `--database sqlite`: one `touchline serve` process on a SQLite file.
@@ -39,6 +40,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ class Sent:
     call_events: int = 0
     messages: set[str] = field(default_factory=set)
     recordings: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
     requests: int = 0
     repeats: int = 0
 
@@ -199,6 +202,21 @@ def sms_requests(number: int, sent: Sent) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def email_request(number: int, sent: Sent) -> tuple[str, dict[str, str]]:
+    """A rep's email to a customer, as raw MIME for /email/inbound/mime."""
+    rep, customer = REPS[number % len(REPS)], CUSTOMERS[number % len(CUSTOMERS)]
+    message_id = f"{uuid.uuid4().hex}@soak.touchline.test"
+    sent.emails.add(message_id)
+    message = EmailMessage()
+    message["From"] = rep.email
+    message["To"] = customer.email
+    message["Subject"] = f"Contract draft {number}"
+    message["Message-ID"] = f"<{message_id}>"
+    message["Date"] = "Mon, 02 Nov 2026 16:00:00 +0000"
+    message.set_content("Hello, the contract draft is attached as discussed.")
+    return ("/email/inbound/mime", {"_raw": message.as_string()})
+
+
 def workload(
     args: argparse.Namespace, media_port: int, sent: Sent
 ) -> list[tuple[str, dict[str, str]]]:
@@ -209,11 +227,12 @@ def workload(
     number = 0
     while len(items) < total:
         number += 1
-        group = (
-            sms_requests(number, sent)
-            if number % 5 == 0
-            else call_requests(rng, number, media_port, args.recording_share, sent)
-        )
+        if number % 10 == 0:
+            group = [email_request(number, sent)]
+        elif number % 5 == 0:
+            group = sms_requests(number, sent)
+        else:
+            group = call_requests(rng, number, media_port, args.recording_share, sent)
         for item in group:
             items.append(item)
             if rng.random() < args.repeat_share:
@@ -224,7 +243,7 @@ def workload(
 
 
 async def send(
-    targets: list[str], items: list[tuple[str, dict[str, str]]], rate: int
+    targets: list[str], items: list[tuple[str, dict[str, str]]], rate: int, token: str
 ) -> Results:
     """Send `items` at `rate` per second, open loop, and time each answer."""
     validator = RequestValidator(TOKEN)
@@ -239,10 +258,23 @@ async def send(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            signature = validator.compute_signature(PUBLIC_URL + path, form)
             target = targets[index % len(targets)] + path
+            if "_raw" in form:
+                body = form["_raw"].encode()
+                headers = {
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "message/rfc822",
+                }
+            else:
+                body = urllib.parse.urlencode(form).encode()
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": validator.compute_signature(
+                        PUBLIC_URL + path, form
+                    ),
+                }
             tasks.append(
-                asyncio.create_task(_post(session, target, form, signature, results))
+                asyncio.create_task(_post(session, target, body, headers, results))
             )
         await asyncio.gather(*tasks)
     return results
@@ -251,16 +283,11 @@ async def send(
 async def _post(
     session: aiohttp.ClientSession,
     url: str,
-    form: dict[str, str],
-    signature: str,
+    body: bytes,
+    headers: dict[str, str],
     results: Results,
 ) -> None:
     began = time.perf_counter()
-    body = urllib.parse.urlencode(form)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Twilio-Signature": signature,
-    }
     try:
         async with session.post(url, data=body, headers=headers) as response:
             await response.read()
@@ -339,6 +366,7 @@ COUNTS = {
     "messages": "SELECT count(*) FROM messages",
     "recordings": "SELECT count(*) FROM recordings",
     "touches": "SELECT count(*) FROM activities",
+    "emails": "SELECT count(*) FROM emails",
     "transcripts": "SELECT count(*) FROM transcripts",
     "jobs_done": "SELECT count(*) FROM jobs WHERE status = 'done'",
     "jobs_dead": "SELECT count(*) FROM jobs WHERE status = 'dead'",
@@ -384,6 +412,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     await asyncio.to_thread(
         subprocess.run, demo, env=env, check=True, capture_output=True
     )
+    create = [touchline, "tokens", "create", "--user", "ada@demo.touchline.test"]
+    created = await asyncio.to_thread(
+        subprocess.run, create, env=env, check=True, capture_output=True, text=True
+    )
+    token = created.stdout.strip()
     processes: dict[str, subprocess.Popen[bytes]] = {}
     ports = [free_port()] if args.database == "sqlite" else [free_port(), free_port()]
     for index, port in enumerate(ports):
@@ -407,7 +440,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
         )
         began = time.perf_counter()
-        results = await send([f"http://127.0.0.1:{p}" for p in ports], items, args.rate)
+        targets = [f"http://127.0.0.1:{p}" for p in ports]
+        results = await send(targets, items, args.rate, token)
         elapsed = time.perf_counter() - began
         await asyncio.sleep(args.drain)
         stop_sampling.set()
@@ -440,7 +474,8 @@ def report(
         "call_events": sent.call_events,
         "messages": len(sent.messages),
         "recordings": len(sent.recordings),
-        "touches": len(sent.calls) + len(sent.messages),
+        "emails": len(sent.emails),
+        "touches": len(sent.calls) + len(sent.messages) + len(sent.emails),
     }
     return {
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
