@@ -166,7 +166,8 @@ def _create_sqlite_index() -> None:
             f"WHERE rowid = old.{rowid}; END"
         )
         op.execute(
-            f"INSERT INTO search_fts (rowid, body) SELECT {rowid}, {column} FROM {table}"
+            f"INSERT INTO search_fts (rowid, body) "
+            f"SELECT {rowid}, {column} FROM {table}"
         )
 
 
