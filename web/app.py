@@ -32,6 +32,8 @@ from web import (
     inbox,
     labels,
     pages,
+    review,
+    review_api,
     settings_admin,
     values_api,
 )
@@ -128,6 +130,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
+    app.router.add_routes(review_api.routes)
+    app.router.add_routes(review.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC)
     return app

@@ -28,6 +28,7 @@ from reports.reps import rep_summaries
 from web.access import user_of, viewer_of
 from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
+from web.review_context import review_context
 
 routes = web.RouteTableDef()
 PAGE = 100
@@ -103,11 +104,12 @@ async def customer(request: web.Request) -> dict[str, Any]:
 @routes.get("/calls/{call_sid}")
 @aiohttp_jinja2.template("call.html")
 async def call(request: web.Request) -> dict[str, Any]:
+    viewer = viewer_of(request)
     async with request.app[DATABASE].reads() as session:
-        detail = await call_detail(
-            session, viewer_of(request), request.match_info["call_sid"]
-        )
-    return {"detail": detail}
+        detail = await call_detail(session, viewer, request.match_info["call_sid"])
+        extra = await review_context(session, viewer, detail)
+    start = parse_id(request.query.get("t", ""))
+    return {"detail": detail, "start_second": start, **extra}
 
 
 @routes.get("/recordings/{recording_sid}.wav")
