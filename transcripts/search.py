@@ -132,7 +132,7 @@ def _sqlite_match(
             # characters, and SQLite 3.40's LIKE on such a table misses
             # two-character CJK patterns, so short terms scan the text.
             conditions.append(func.instr(func.lower(_FTS.c.body), term.lower()) > 0)
-    entries = select(_FTS.c.rowid / 8).where(and_(*conditions))
+    entries = select(_FTS.c.rowid // 8).where(and_(*conditions))
     return key.in_(entries)
 
 
