@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_recordings
+from capture.call_list import recording_of_call
 from capture.errors import Forbidden, InvalidInput
 from capture.models import (
     Activity,
@@ -96,7 +97,7 @@ async def review_queue(
     query = (
         select(Call, Activity, Customer.name, User.name, CallReview)
         .join(Activity, Call.activity_id == Activity.id)
-        .join(Recording, Recording.call_sid == Call.call_sid)
+        .join(Recording, recording_of_call())
         .join(Transcript, Transcript.recording_id == Recording.id)
         .outerjoin(Customer, Activity.customer_id == Customer.id)
         .outerjoin(User, Activity.rep_id == User.id)

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_activities, visible_recordings
+from capture.call_list import recording_of_call
 from capture.errors import InvalidInput
 from capture.models import (
     Activity,
@@ -182,7 +183,7 @@ def _transcript_rows(viewer: Viewer) -> Select[Any]:
         )
         .join(Transcript, TranscriptSegment.transcript_id == Transcript.id)
         .join(Recording, Transcript.recording_id == Recording.id)
-        .join(Call, Call.call_sid == Recording.call_sid)
+        .join(Call, recording_of_call())
         .join(Activity, Call.activity_id == Activity.id)
         .outerjoin(Customer, Activity.customer_id == Customer.id)
         .outerjoin(User, Activity.rep_id == User.id)

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_recordings
+from capture.call_list import recording_of_call
 from capture.models import (
     Activity,
     Call,
@@ -58,7 +59,7 @@ def transcript_lines_query(viewer: Viewer) -> Select[TranscriptSegment, Call]:
         select(TranscriptSegment, Call)
         .join(Transcript, TranscriptSegment.transcript_id == Transcript.id)
         .join(Recording, Transcript.recording_id == Recording.id)
-        .join(Call, Call.call_sid == Recording.call_sid)
+        .join(Call, recording_of_call())
         .join(Activity, Call.activity_id == Activity.id)
         .where(visible_recordings(viewer))
     )
@@ -71,7 +72,7 @@ async def _calls_in_period(
         select(Call.call_sid, Activity.occurred_at, Activity.rep_id, User.name)
         .add_columns(Customer.name)
         .join(Activity, Call.activity_id == Activity.id)
-        .join(Recording, Recording.call_sid == Call.call_sid)
+        .join(Recording, recording_of_call())
         .join(Transcript, Transcript.recording_id == Recording.id)
         .outerjoin(User, Activity.rep_id == User.id)
         .outerjoin(Customer, Activity.customer_id == Customer.id)
