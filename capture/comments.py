@@ -15,7 +15,7 @@ from capture.models import Activity, Call, CallComment, CommentMention, User
 from capture.next_step import set_next_step
 
 MAX_BODY_LENGTH = 4000
-# Longest recording a comment can point into: 24 hours.
+# Maximum moment of a comment: 24 hours into the recording.
 MAX_AT_MS = 24 * 3600 * 1000
 # "@ben" (the part of an email address before the @) or "@ben@example.com";
 # an @ inside a word, as in an email address, is no mention.
@@ -110,7 +110,7 @@ async def _parent(session: AsyncSession, call: Call, parent_id: int) -> CallComm
 async def add_comment(
     session: AsyncSession, author: User, call: Call, new: NewComment
 ) -> CallComment:
-    """Store a comment (and the plan change it asks for) in the caller's transaction."""
+    """Store a comment and its plan change, if any, in the caller's transaction."""
     body = _check(new)
     at_ms = new.at_ms
     parent_id = None

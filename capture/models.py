@@ -610,7 +610,7 @@ class Tracker(Base):
 class CallComment(Base):
     """A comment pinned to a moment of a call, or a reply to one.
 
-    A reply keeps the moment of the comment it answers.
+    A reply keeps the moment of its parent comment.
     """
 
     __tablename__ = "call_comments"

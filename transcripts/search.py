@@ -159,7 +159,7 @@ def _postgresql_match(column_sql: str, terms: list[str]) -> ColumnElement[bool]:
 
 @dataclass(frozen=True)
 class _Source:
-    """How one kind of text is matched and turned into uniform hit rows."""
+    """A kind of searchable text: its index entries and its query for hit rows."""
 
     name: str
     # The FTS5 rowid code of migration 0009's triggers.
@@ -258,7 +258,7 @@ async def search(
 ) -> list[SearchHit]:
     """Return up to `limit` + 1 hits, newest touch first, then by moment in the call.
 
-    The extra hit tells the caller that another page follows.
+    The extra hit shows the caller that another page follows.
     """
     terms = parse_terms(query)
     sqlite = session.get_bind().dialect.name == "sqlite"

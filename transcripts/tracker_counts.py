@@ -27,8 +27,8 @@ from capture.models import (
 )
 from transcripts.trackers import CompiledTracker, count_by_tracker, find_hits
 
-# NOTE: every line of the period is read and matched per request; past a
-# few thousand calls a period this wants stored counts refreshed on write.
+# NOTE: every line of the period is read and matched per request. Past a
+# few thousand calls a period, stored counts refreshed on write would be faster.
 MAX_CALLS = 5000
 
 

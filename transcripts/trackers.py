@@ -135,8 +135,8 @@ async def get_tracker(session: AsyncSession, tracker_id: int) -> Tracker:
 
 
 async def _reject_taken(session: AsyncSession, name: str, own_id: int | None) -> None:
-    taken = await session.scalar(select(Tracker.id).where(Tracker.name == name))
-    if taken is not None and taken != own_id:
+    existing = await session.scalar(select(Tracker.id).where(Tracker.name == name))
+    if existing is not None and existing != own_id:
         raise Conflict(f"a tracker named {name!r} already exists", "name")
 
 

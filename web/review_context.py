@@ -1,4 +1,4 @@
-"""What the call review page shows beside the call: figures, tracker hits, comments."""
+"""Values of the call review page beside the call: figures, tracker hits, comments."""
 
 from __future__ import annotations
 

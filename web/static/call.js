@@ -88,9 +88,9 @@
     action();
   });
 
-  const here = document.getElementById("comment-here");
-  if (here && momentField) {
-    here.addEventListener("click", function () {
+  const momentButton = document.getElementById("comment-here");
+  if (momentButton && momentField) {
+    momentButton.addEventListener("click", function () {
       momentField.value = clock(player.currentTime);
     });
   }
