@@ -190,5 +190,6 @@ async def test_search_page_links_moment(
 
     assert f'href="/calls/{call_sid}?t=65#t=65"' in page
     assert "1:05" in page
+    assert f">{ANA.name}</option>" in page
     assert 'class="customer current"' in review
     assert '.wav#t=65"' in review

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from capture.call_list import calling_users
 from capture.comments import NewComment, add_comment, mentions_of_user, visible_call
 from capture.db import transaction
 from capture.errors import Conflict, Forbidden, InvalidInput
@@ -33,6 +35,7 @@ from web.review_inputs import (
     search_filters,
 )
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 PAGE = 50
 MAX_COMMENT = 4000
@@ -47,8 +50,9 @@ async def search_page(request: web.Request) -> dict[str, Any]:
     filters = search_filters(request.query, settings.zone)
     offset = offset_cursor(request.query.get("cursor"))
     hits = []
-    if query:
-        async with request.app[DATABASE].reads() as session:
+    async with request.app[DATABASE].reads() as session:
+        reps = await calling_users(session, viewer_of(request))
+        if query:
             hits = await search(
                 session, viewer_of(request), query, filters, offset=offset, limit=PAGE
             )
@@ -57,6 +61,7 @@ async def search_page(request: web.Request) -> dict[str, Any]:
         "query": query,
         "values": request.query,
         "hits": hits[:PAGE],
+        "reps": reps,
         "next": following,
         "zone": settings.zone,
     }
@@ -117,6 +122,7 @@ async def save_tracker_form(request: web.Request) -> web.Response:
         async with transaction(request.app[DATABASE].writes) as session:
             await save_tracker(session, user_of(request), name, phrases, tracker_id)
     except (InvalidInput, Conflict) as error:
+        log.info("tracker not saved: %s (field %s)", error, error.field)
         status = 409 if isinstance(error, Conflict) else 400
         return await _render_trackers(request, status, error)
     raise web.HTTPSeeOther("/trackers")
