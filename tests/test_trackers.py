@@ -191,3 +191,35 @@ async def test_trackers_page_form(
     assert '<td data-tracker="1">2</td>' in page
     assert bad.status == 400
     assert "phrases" in await bad.text()
+
+
+async def test_tracker_delete_form(client: Any, database: Database) -> None:
+    manager = await bearer(database, MANAGER)
+    created = await client.post(
+        "/api/v1/trackers", json={"name": "Gone", "phrases": ["x"]}, headers=manager
+    )
+    tracker_id = (await created.json())["id"]
+    token = await login(client, ANA.email)
+
+    by_rep = await client.post(
+        f"/trackers/{tracker_id}/delete",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    )
+    token = await login(client, MANAGER)
+    deleted = await client.post(
+        f"/trackers/{tracker_id}/delete",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    )
+    again = await client.post(
+        f"/trackers/{tracker_id}/delete",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    )
+    listed = await (await client.get("/api/v1/trackers", headers=manager)).json()
+
+    assert by_rep.status == 403
+    assert deleted.status == 303
+    assert again.status == 404
+    assert listed["items"] == []

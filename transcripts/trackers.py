@@ -134,6 +134,14 @@ async def get_tracker(session: AsyncSession, tracker_id: int) -> Tracker:
     return tracker
 
 
+async def delete_tracker(session: AsyncSession, tracker_id: int) -> Tracker:
+    """Delete a tracker; its past hits disappear with it, since none are stored."""
+    tracker = await get_tracker(session, tracker_id)
+    await session.delete(tracker)
+    await session.flush()
+    return tracker
+
+
 async def _reject_taken(session: AsyncSession, name: str, own_id: int | None) -> None:
     existing = await session.scalar(select(Tracker.id).where(Tracker.name == name))
     if existing is not None and existing != own_id:

@@ -12,7 +12,7 @@ from aiohttp import web
 from capture.call_list import calling_users
 from capture.comments import NewComment, add_comment, mentions_of_user, visible_call
 from capture.db import transaction
-from capture.errors import Conflict, Forbidden, InvalidInput
+from capture.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reports.periods import parse_range
 from transcripts.review_queue import (
     REVIEWER_ROLES,
@@ -23,7 +23,12 @@ from transcripts.review_queue import (
 )
 from transcripts.search import search
 from transcripts.tracker_counts import tracker_counts
-from transcripts.trackers import compiled_trackers, list_trackers, save_tracker
+from transcripts.trackers import (
+    compiled_trackers,
+    delete_tracker,
+    list_trackers,
+    save_tracker,
+)
 from web.access import user_of, viewer_of
 from web.keys import DATABASE, SETTINGS
 from web.review_inputs import (
@@ -125,6 +130,18 @@ async def save_tracker_form(request: web.Request) -> web.Response:
         log.info("tracker not saved: %s (field %s)", error, error.field)
         status = 409 if isinstance(error, Conflict) else 400
         return await _render_trackers(request, status, error)
+    raise web.HTTPSeeOther("/trackers")
+
+
+@routes.post("/trackers/{id}/delete")
+async def delete_tracker_form(request: web.Request) -> web.Response:
+    if not _can_define_trackers(request):
+        raise Forbidden("only managers and admins define trackers")
+    tracker_id = optional_id(request.match_info["id"], "id")
+    if tracker_id is None:
+        raise NotFound("tracker id is missing", "id")
+    async with transaction(request.app[DATABASE].writes) as session:
+        await delete_tracker(session, tracker_id)
     raise web.HTTPSeeOther("/trackers")
 
 
