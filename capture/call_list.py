@@ -83,7 +83,7 @@ async def calling_users(session: AsyncSession, viewer: Viewer) -> list[User]:
     return list((await session.scalars(query)).all())
 
 
-def _recording_of_call() -> ColumnElement[bool]:
+def recording_of_call() -> ColumnElement[bool]:
     # A recording names the parent leg, so it belongs to that call and its children.
     return or_(
         Recording.call_sid == Call.call_sid,
@@ -98,7 +98,7 @@ def _has_transcript() -> ColumnElement[bool]:
     return exists(
         select(Transcript.id)
         .join(Recording, Transcript.recording_id == Recording.id)
-        .where(_recording_of_call())
+        .where(recording_of_call())
     )
 
 

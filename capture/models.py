@@ -810,3 +810,77 @@ class WebhookRequest(Base):
     replay_of: Mapped[int | None] = mapped_column(
         ForeignKey("webhook_requests.id", ondelete="SET NULL")
     )
+
+
+class Tracker(Base):
+    """A list of phrases that a manager counts in call transcripts."""
+
+    __tablename__ = "trackers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The phrases as a JSON array of strings, matched case-insensitively.
+    phrases: Mapped[str] = mapped_column(Text, default="[]")
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallComment(Base):
+    """A comment pinned to a moment of a call, or a reply to one.
+
+    A reply keeps the moment of its parent comment.
+    """
+
+    __tablename__ = "call_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_comments.id", ondelete="CASCADE")
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # Milliseconds from the start of the recording.
+    at_ms: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    # The next-step plan that the comment created or changed, if any.
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User | None] = relationship()
+
+
+class CommentMention(Base):
+    """A user named with @ in a call comment."""
+
+    __tablename__ = "comment_mentions"
+    __table_args__ = (UniqueConstraint("comment_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("call_comments.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+
+
+class CallReview(Base):
+    """A manager's score (1 to 5) and note for a call; one per reviewer."""
+
+    __tablename__ = "call_reviews"
+    __table_args__ = (UniqueConstraint("call_id", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    score: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -477,3 +477,71 @@ def test_email_html_runs_no_script(page: Page, site: DemoSite) -> None:
     assert body.locator("script, iframe, svg, form, img").count() == 0
     assert body.locator("[onerror], [onload], [style]").count() == 0
     assert body.locator("a[href^='javascript']").count() == 0
+
+
+def player_time(page: Page) -> float:
+    return float(page.evaluate("document.getElementById('player').currentTime"))
+
+
+def clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def test_review_comment_at_moment(page: Page, site: DemoSite) -> None:
+    log_in(page, site.rep_email)
+    page.goto(f"/calls/{site.call_sid}")
+    lines = page.locator("ol.transcript li[data-start]")
+    expect(lines.first).to_be_visible()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    last = lines.last
+    start = float(last.get_attribute("data-start") or "nan")
+
+    last.locator("button.seek").click()
+    page.wait_for_function(
+        "start => document.getElementById('player').currentTime >= start", arg=start
+    )
+    page.evaluate("document.getElementById('player').pause()")
+    moment = player_time(page)
+    page.get_by_role("button", name="Use the current moment").click()
+    page.get_by_label("Comment (mention people with @name)").fill("Listen to the close")
+    page.get_by_role("button", name="Add comment").click()
+
+    expect(page).to_have_url(re.compile(rf"\?t={int(moment)}#comment-\d+$"))
+    comment = page.locator("ol.comments > li", has_text="Listen to the close")
+    expect(comment).to_have_count(1)
+    expect(comment.locator("a.seek-link")).to_have_text(clock(moment))
+    assert float(comment.get_attribute("data-at") or "nan") == int(moment)
+    expect(page.locator(".timeline a.mark.comment")).to_have_count(1)
+    page.wait_for_function(
+        "at => Math.abs(document.getElementById('player').currentTime - at) < 0.5",
+        arg=int(moment),
+    )
+
+
+def test_review_keyboard_shortcuts(page: Page, site: DemoSite) -> None:
+    log_in(page, site.rep_email)
+    page.goto(f"/calls/{site.call_sid}?t=6")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.wait_for_function("document.getElementById('player').currentTime >= 6")
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+
+    page.keyboard.press("ArrowLeft")
+    back = player_time(page)
+    page.keyboard.press("ArrowRight")
+    forward = player_time(page)
+    page.keyboard.press("]")
+    faster = page.evaluate("document.getElementById('player').playbackRate")
+    page.keyboard.press("[")
+    page.keyboard.press("[")
+    slower = page.evaluate("document.getElementById('player').playbackRate")
+    page.keyboard.press(" ")
+    page.wait_for_function("!document.getElementById('player').paused")
+    page.keyboard.press(" ")
+
+    assert abs(back - 1) < 0.5
+    assert abs(forward - 6) < 0.5
+    assert faster == 1.25
+    assert slower == 0.75
+    expect(page.locator("#rate")).to_have_text("0.75×")
+    page.wait_for_function("document.getElementById('player').paused")

@@ -44,6 +44,8 @@ from web import (
     pages,
     plan_pages,
     plans_api,
+    review,
+    review_api,
     settings_admin,
     values_api,
 )
@@ -165,6 +167,8 @@ def create_app(
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
+    app.router.add_routes(review_api.routes)
+    app.router.add_routes(review.routes)
     app.router.add_routes(pages.routes)
     app.router.add_routes(ledger_pages.routes)
     app.router.add_routes(media.routes)

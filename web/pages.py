@@ -33,6 +33,7 @@ from web.domain_messages import translate_message
 from web.keys import DATABASE, SETTINGS
 from web.media import INLINE_IMAGES
 from web.plan_context import chain_context
+from web.review_context import review_context
 
 routes = web.RouteTableDef()
 PAGE = 100
@@ -128,10 +129,10 @@ async def render_customer(
 @routes.get("/calls/{call_sid}")
 @aiohttp_jinja2.template("call.html")
 async def call(request: web.Request) -> dict[str, Any]:
+    viewer = viewer_of(request)
     async with request.app[DATABASE].reads() as session:
-        detail = await call_detail(
-            session, viewer_of(request), request.match_info["call_sid"]
-        )
+        detail = await call_detail(session, viewer, request.match_info["call_sid"])
+        extra = await review_context(session, viewer, detail)
         open_plan = None
         if detail.activity.customer_id is not None:
             open_plan = await session.scalar(
@@ -140,7 +141,8 @@ async def call(request: web.Request) -> dict[str, Any]:
                     Plan.status == "open",
                 )
             )
-    return {"detail": detail, "open_plan": open_plan}
+    start = parse_id(request.query.get("t", ""))
+    return {"detail": detail, "start_second": start, "open_plan": open_plan, **extra}
 
 
 @routes.get("/recordings/{recording_sid}.wav")

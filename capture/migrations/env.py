@@ -10,6 +10,15 @@ from capture.models import Base
 
 config = context.config
 
+# Full-text search objects that migrations create by hand, outside the
+# models: SQLite's FTS5 table with its shadow tables, and PostgreSQL's GIN
+# expression indexes. Autogenerate and `alembic check` leave them alone.
+SEARCH_OBJECTS = ("search_fts", "ix_transcript_segments_search", "ix_messages_search")
+
+
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (name or "").startswith(SEARCH_OBJECTS)
+
 
 def _run(connection: Connection) -> None:
     context.configure(
@@ -17,6 +26,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
