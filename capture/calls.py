@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.identity import Directory, parse_party
 from capture.models import Activity, Call, CallEvent, table_of, utcnow
 from capture.sql import (
@@ -123,6 +124,12 @@ def apply_call_statuses(
     """Store status callbacks and update their calls; one result per event."""
     new_events = _store_events(session, events)
     states = _load_states(session, {event.call_sid for event in new_events})
+    # Loaded touches may move or change talk time: recount their old day too.
+    rollups.mark(
+        session,
+        (),
+        [(s.activity_id, s.occurred_at) for s in states.values() if s.activity_id],
+    )
     firsts: dict[str, CallStatusEvent] = {}
     for event in new_events:
         if event.call_sid not in states:
@@ -280,6 +287,7 @@ def _insert_calls(
     for sid, event in firsts.items():
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
+        rollups.mark(session, [state.activity_id])
         rows.append(_call_row(state, event))
     insert_rows(session, CALLS, rows)
     for touch in touches:

@@ -590,3 +590,25 @@ class RuntimeSetting(Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TouchDay(Base):
+    """Touches of one rep on one day, kept up to date as touches arrive.
+
+    `day` is a calendar day in the organisation's time zone. Reports read
+    these rows instead of scanning the touches; `capture.rollups` rewrites
+    the rows of every (rep, day) that a write changed.
+    """
+
+    __tablename__ = "touch_days"
+
+    rep_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    touches: Mapped[int] = mapped_column(Integer)
+    # Calls with talk time above zero, and their summed talk time in seconds.
+    answered: Mapped[int] = mapped_column(Integer)
+    talk_seconds: Mapped[int] = mapped_column(BigInteger)

@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
         client_max_size=MAX_BODY_BYTES,
     )
     database = Database(settings.database_url)
-    writer = BatchWriter(database.batch_sessions)
+    writer = BatchWriter(database.batch_sessions, zone=settings.zone)
     worker = build_worker(settings, database, writer)
     app[SETTINGS] = settings
     app[DATABASE] = database

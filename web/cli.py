@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import audit, backup, imports, migrate, retention
+from capture import audit, backup, imports, migrate, retention, rollups
 from capture.accounts import (
     add_user,
     create_token,
@@ -308,7 +308,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         database = Database(settings.database_url)
-        writer = BatchWriter(database.batch_sessions)
+        writer = BatchWriter(database.batch_sessions, zone=settings.zone)
         worker = build_worker(settings, database, writer)
         await writer.start()
         stop = asyncio.Event()
@@ -582,6 +582,7 @@ def run_import_activities(args: argparse.Namespace) -> int:
                 chunk = rows[start : start + args.batch]
                 with sessions() as session, session.begin():
                     result = imports.import_rows(session, chunk)
+                    rollups.refresh_marked(session, settings.zone)
                 created += result.created
                 skipped += result.skipped
                 unmatched += result.unmatched
