@@ -108,7 +108,7 @@ def refresh_days(session: Session, keys: set[DayKey], zone: ZoneInfo) -> None:
             )
         )
     )
-    days = _days_table(ordered, zone)
+    days = _days_table(ordered, zone, session.get_bind().dialect.name)
     session.execute(
         insert(TOUCH_DAYS).from_select(
             [
@@ -125,20 +125,29 @@ def refresh_days(session: Session, keys: set[DayKey], zone: ZoneInfo) -> None:
     )
 
 
-def _days_table(keys: list[DayKey], zone: ZoneInfo) -> Any:
+def _days_table(keys: list[DayKey], zone: ZoneInfo, dialect: str) -> Any:
     """The keys as a derived table of rep, day and the day's UTC bounds."""
     selects = []
     for key in keys:
         start, end = day_bounds(key.day, zone)
         selects.append(
             select(
-                cast(literal(key.rep_id, Integer()), Integer()).label("rep_id"),
-                cast(literal(key.day, Date()), Date()).label("day"),
-                cast(literal(start, UTCDateTime()), UTCDateTime()).label("starts"),
-                cast(literal(end, UTCDateTime()), UTCDateTime()).label("ends"),
+                _typed(key.rep_id, Integer(), dialect).label("rep_id"),
+                _typed(key.day, Date(), dialect).label("day"),
+                _typed(start, UTCDateTime(), dialect).label("starts"),
+                _typed(end, UTCDateTime(), dialect).label("ends"),
             )
         )
     return union_all(*selects).subquery("days")
+
+
+def _typed(value: Any, type_: Any, dialect: str) -> Any:
+    """A bound value that PostgreSQL can type inside a UNION.
+
+    SQLite gets no CAST, because CAST(text AS DATETIME) there yields a number.
+    """
+    bound = literal(value, type_)
+    return cast(bound, type_) if dialect == "postgresql" else bound
 
 
 def _counts_query(days: Any) -> Any:
@@ -185,9 +194,7 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
         .where(Activity.rep_id.is_not(None), Activity.automatic.is_(False))
         .execution_options(yield_per=REBUILD_CHUNK)
     )
-    totals: dict[tuple[int, date, str, str], list[int]] = defaultdict(
-        lambda: [0, 0, 0]
-    )
+    totals: dict[tuple[int, date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for rep_id, moment, channel, direction, talk in session.execute(query):
         counts = totals[(rep_id, local_day(moment, zone), channel, direction)]
         counts[0] += 1
