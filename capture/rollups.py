@@ -76,8 +76,12 @@ def refresh_marked(session: Session, zone: ZoneInfo) -> int:
             Activity.id.in_(ids), Activity.rep_id.is_not(None)
         )
     ).all()
-    reps = {activity_id: rep_id for activity_id, rep_id, _ in rows}
-    keys = {DayKey(rep_id, local_day(moment, zone)) for _, rep_id, moment in rows}
+    reps: dict[int, int] = {}
+    keys: set[DayKey] = set()
+    for activity_id, rep_id, moment in rows:
+        if rep_id is not None:
+            reps[activity_id] = rep_id
+            keys.add(DayKey(rep_id, local_day(moment, zone)))
     for activity_id, moment in moved:
         if activity_id in reps:
             keys.add(DayKey(reps[activity_id], local_day(moment, zone)))
@@ -196,6 +200,8 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
     )
     totals: dict[tuple[int, date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for rep_id, moment, channel, direction, talk in session.execute(query):
+        if rep_id is None:
+            continue
         counts = totals[(rep_id, local_day(moment, zone), channel, direction)]
         counts[0] += 1
         if channel == "call" and talk:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_users
-from capture.models import Customer, Deal, Payment, Team, TouchDay, User
+from capture.models import Customer, Deal, Payment, Plan, Team, TouchDay, User
+from reports.busy import flag_busy_not_converting
 from reports.periods import DateRange
 
 Money = dict[str, int]
@@ -48,11 +49,23 @@ class RepSummary:
     won_amount: Money = field(default_factory=dict)
     lost_customers: int = 0
     lost_amount: Money = field(default_factory=dict)
+    plans_due: int = 0
+    plans_fulfilled: int = 0
+    plan_fulfilment_rate: float | None = None
+    busy_not_converting: bool = False
+    # The figures that raised the flag, when it is raised.
+    busy_figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def actions(self) -> int:
+        """Touches of every channel: the volume side of the busy flag."""
+        return self.calls + self.sms + self.emails + self.other_touches
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
+        data["actions"] = self.actions
         for key, value in data.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and key != "busy_figures":
                 data[key] = format_money(value)
         return data
 
@@ -73,6 +86,8 @@ async def rep_summaries(
     await _add_touches(session, period, reps)
     await _add_sales(session, period, reps)
     await _add_customers(session, period, reps)
+    await _add_plans(session, period, reps)
+    flag_busy_not_converting(list(reps.values()))
     return sorted(reps.values(), key=lambda summary: summary.name.lower())
 
 
@@ -247,3 +262,31 @@ def _add_money(
         return
     money: Money = getattr(reps[owner], name)
     money[currency] = money.get(currency, 0) + int(amount)
+
+
+def fulfilled_plan() -> ColumnElement[bool]:
+    """Filter on `Plan`: done no later than the end of its due window."""
+    return and_(
+        Plan.status == "done",
+        or_(Plan.due_end.is_(None), Plan.closed_at <= Plan.due_end),
+    )
+
+
+async def _add_plans(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    """Plans whose window ended in the period, and the share fulfilled in time.
+
+    Cancelled plans do not count.
+    """
+    query = (
+        select(Plan.owner_id, func.count(), func.count().filter(fulfilled_plan()))
+        .where(_in(Plan.due_end, period), Plan.status != "cancelled")
+        .group_by(Plan.owner_id)
+    )
+    for owner, due, fulfilled in await session.execute(query):
+        summary = reps.get(owner) if owner is not None else None
+        if summary is None:
+            continue
+        summary.plans_due, summary.plans_fulfilled = int(due), int(fulfilled)
+        summary.plan_fulfilment_rate = fulfilled / due if due else None
