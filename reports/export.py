@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,7 +58,34 @@ def _scope(viewer: Viewer | None) -> ColumnElement[bool]:
     return true() if viewer is None else visible_activities(viewer)
 
 
-def _rows_query(period: DateRange, viewer: Viewer | None) -> Any:
+@dataclass(frozen=True)
+class ExportFilter:
+    """What an export contains: the page filters plus a rep and a channel."""
+
+    period: DateRange
+    viewer: Viewer | None
+    team_id: int | None = None
+    rep_id: int | None = None
+    channel: str | None = None
+
+
+def _filters(options: ExportFilter, rep: Any) -> list[ColumnElement[bool]]:
+    period = options.period
+    conditions = [
+        Activity.occurred_at >= period.start,
+        Activity.occurred_at < period.end,
+        _scope(options.viewer),
+    ]
+    if options.team_id is not None:
+        conditions.append(rep.team_id == options.team_id)
+    if options.rep_id is not None:
+        conditions.append(Activity.rep_id == options.rep_id)
+    if options.channel is not None:
+        conditions.append(Activity.channel == options.channel)
+    return conditions
+
+
+def _rows_query(options: ExportFilter) -> Any:
     rep = aliased(User)
     return (
         select(Activity, rep.name, rep.email, Team.name, Customer.name, Call, Message)
@@ -66,14 +94,14 @@ def _rows_query(period: DateRange, viewer: Viewer | None) -> Any:
         .outerjoin(Customer, Activity.customer_id == Customer.id)
         .outerjoin(Call, Call.activity_id == Activity.id)
         .outerjoin(Message, Message.activity_id == Activity.id)
-        .where(Activity.occurred_at >= period.start, Activity.occurred_at < period.end)
-        .where(_scope(viewer))
+        .where(*_filters(options, rep))
         .order_by(Activity.occurred_at, Activity.id)
         .execution_options(yield_per=ROWS_PER_CHUNK)
     )
 
 
-def _row(record: Any, zone: ZoneInfo) -> list[Any]:
+def activity_row(record: Any, zone: ZoneInfo) -> list[Any]:
+    """One export row; times stay datetime and date values until encoded."""
     activity, rep_name, rep_email, team, customer, call, message = record
     local: datetime = activity.occurred_at.astimezone(zone)
     status = ""
@@ -84,8 +112,8 @@ def _row(record: Any, zone: ZoneInfo) -> list[Any]:
     text = message.body if message else activity.summary
     return [
         activity.id,
-        local.isoformat(timespec="seconds"),
-        local.date().isoformat(),
+        local,
+        local.date(),
         rep_name or "",
         rep_email or "",
         team or "",
@@ -99,23 +127,49 @@ def _row(record: Any, zone: ZoneInfo) -> list[Any]:
     ]
 
 
+def csv_cell(value: Any) -> Any:
+    """A cell as CSV text: times to the second with their offset, text neutralised."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if value is None:
+        return ""
+    return neutralise(value)
+
+
 def encode_rows(rows: Iterable[list[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     for row in rows:
-        writer.writerow([neutralise(cell) for cell in row])
+        writer.writerow([csv_cell(cell) for cell in row])
     return buffer.getvalue().encode("utf-8")
 
 
 async def count_activities(
     session: AsyncSession, period: DateRange, viewer: Viewer | None
 ) -> int:
-    query = select(func.count()).where(
-        Activity.occurred_at >= period.start,
-        Activity.occurred_at < period.end,
-        _scope(viewer),
+    return await count_rows(session, ExportFilter(period, viewer))
+
+
+async def count_rows(session: AsyncSession, options: ExportFilter) -> int:
+    rep = aliased(User)
+    query = (
+        select(func.count())
+        .select_from(Activity)
+        .outerjoin(rep, Activity.rep_id == rep.id)
+        .where(*_filters(options, rep))
     )
     return int(await session.scalar(query) or 0)
+
+
+async def activity_rows(
+    session: AsyncSession, options: ExportFilter
+) -> AsyncIterator[list[list[Any]]]:
+    """Yield the export rows in chunks of `ROWS_PER_CHUNK`."""
+    result = await session.stream(_rows_query(options))
+    async for partition in result.partitions(ROWS_PER_CHUNK):
+        yield [activity_row(record, options.period.zone) for record in partition]
 
 
 async def activities_csv(
@@ -130,9 +184,19 @@ async def activities_csv(
     the command line, exports all. `on_rows` is called with the number of
     rows in each chunk, for progress.
     """
+    async for chunk in activities_csv_of(
+        session, ExportFilter(period, viewer), on_rows
+    ):
+        yield chunk
+
+
+async def activities_csv_of(
+    session: AsyncSession,
+    options: ExportFilter,
+    on_rows: Callable[[int], None] | None = None,
+) -> AsyncIterator[bytes]:
     yield BOM.encode("utf-8") + encode_rows([list(COLUMNS)])
-    result = await session.stream(_rows_query(period, viewer))
-    async for partition in result.partitions(ROWS_PER_CHUNK):
-        yield encode_rows(_row(record, period.zone) for record in partition)
+    async for rows in activity_rows(session, options):
+        yield encode_rows(rows)
         if on_rows is not None:
-            on_rows(len(partition))
+            on_rows(len(rows))

@@ -79,10 +79,16 @@ def format_money(amounts: Money) -> dict[str, str]:
 
 
 async def rep_summaries(
-    session: AsyncSession, period: DateRange, viewer: Viewer
+    session: AsyncSession,
+    period: DateRange,
+    viewer: Viewer,
+    team_id: int | None = None,
 ) -> list[RepSummary]:
-    """Return the summary of each rep the viewer may see, by name."""
-    reps = await _reps(session, viewer)
+    """Return the summary of each rep the viewer may see, by name.
+
+    `team_id` narrows the reps to one team.
+    """
+    reps = await _reps(session, viewer, team_id)
     await _add_touches(session, period, reps)
     await _add_sales(session, period, reps)
     await _add_customers(session, period, reps)
@@ -91,13 +97,17 @@ async def rep_summaries(
     return sorted(reps.values(), key=lambda summary: summary.name.lower())
 
 
-async def _reps(session: AsyncSession, viewer: Viewer) -> dict[int, RepSummary]:
+async def _reps(
+    session: AsyncSession, viewer: Viewer, team_id: int | None
+) -> dict[int, RepSummary]:
     query = (
         select(User.id, User.name, User.email, Team.name)
         .outerjoin(Team, User.team_id == Team.id)
         .where(User.role == "rep", visible_users(viewer))
         .order_by(User.id)
     )
+    if team_id is not None:
+        query = query.where(User.team_id == team_id)
     return {
         rep_id: RepSummary(rep_id, name, email, team)
         for rep_id, name, email, team in await session.execute(query)

@@ -32,6 +32,7 @@ from web import (
     inbox,
     labels,
     pages,
+    reports,
     settings_admin,
     values_api,
 )
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(admin.routes)
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
+    app.router.add_routes(reports.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC)
     return app
