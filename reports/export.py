@@ -69,7 +69,7 @@ class ExportFilter:
     channel: str | None = None
 
 
-def _filters(options: ExportFilter, rep: Any) -> list[ColumnElement[bool]]:
+def filter_conditions(options: ExportFilter, rep: Any) -> list[ColumnElement[bool]]:
     period = options.period
     conditions = [
         Activity.occurred_at >= period.start,
@@ -94,7 +94,7 @@ def _rows_query(options: ExportFilter) -> Any:
         .outerjoin(Customer, Activity.customer_id == Customer.id)
         .outerjoin(Call, Call.activity_id == Activity.id)
         .outerjoin(Message, Message.activity_id == Activity.id)
-        .where(*_filters(options, rep))
+        .where(*filter_conditions(options, rep))
         .order_by(Activity.occurred_at, Activity.id)
         .execution_options(yield_per=ROWS_PER_CHUNK)
     )
@@ -158,7 +158,7 @@ async def count_rows(session: AsyncSession, options: ExportFilter) -> int:
         select(func.count())
         .select_from(Activity)
         .outerjoin(rep, Activity.rep_id == rep.id)
-        .where(*_filters(options, rep))
+        .where(*filter_conditions(options, rep))
     )
     return int(await session.scalar(query) or 0)
 

@@ -7,6 +7,7 @@ year), `period` (2026-11, 2026-Q4 or 2026) and `team` (a team id).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,19 +18,32 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capture import audit
 from capture.access import Viewer
+from capture.db import transaction
 from capture.errors import InvalidInput
 from capture.models import Team
 from reports.busy import ACTIONS_FACTOR, MIN_TEAM, TARGETS_FACTOR
 from reports.charts import trend_svg
+from reports.export import ExportFilter
 from reports.kpis import FIGURES, KpiReport, customer_scope, kpi_report
-from reports.periods import CalendarPeriod, parse_period
+from reports.periods import CalendarPeriod, parse_period, parse_range
 from reports.reps import RepSummary, rep_summaries
-from web.access import viewer_of
+from reports.tables import (
+    Table,
+    activities_table,
+    calls_table,
+    kpi_table,
+    summary_table,
+)
+from reports.xlsx import table_csv, table_xlsx
+from web.access import user_of, viewer_of
+from web.auth import remote_of
 from web.i18n import gettext as _
 from web.i18n import gettext_noop as N_
 from web.keys import DATABASE, SETTINGS
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 FIGURE_NAMES = {
@@ -171,3 +185,110 @@ async def summary_api(request: web.Request) -> web.Response:
     body = _period_json(query, request.app[SETTINGS].timezone)
     body["items"] = [summary.to_json() for summary in summaries]
     return web.json_response(body)
+
+
+EXPORTS = ("activities", "calls", "summary", "kpis")
+FORMATS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _export_name(request: web.Request) -> tuple[str, str]:
+    name, fmt = request.match_info["name"], request.match_info["format"]
+    if name not in EXPORTS:
+        raise InvalidInput(
+            f"export {name!r} is not one of {', '.join(EXPORTS)}", "name"
+        )
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format {fmt!r} is not csv or xlsx", "format")
+    return name, fmt
+
+
+def _optional_id(request: web.Request, field: str) -> int | None:
+    raw = request.query.get(field, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"{field} {raw!r} is not an id", field)
+    return int(raw)
+
+
+async def _export_table(
+    request: web.Request, session: AsyncSession, name: str
+) -> tuple[Table, str]:
+    """Build the table and the file name stem; a bad filter names its field."""
+    settings = request.app[SETTINGS]
+    viewer = viewer_of(request)
+    query = await read_query(request, session)
+    span = query.period.range
+    if "from" in request.query or "to" in request.query:
+        span = parse_range(
+            request.query.get("from"), request.query.get("to"), settings.zone
+        )
+    stem = f"{name}_{span.first}_{span.last}"
+    if name == "summary":
+        summaries = await rep_summaries(session, span, viewer, query.team_id)
+        return summary_table(summaries), stem
+    if name == "kpis":
+        report = await kpi_report(
+            session, query.period, customer_scope(viewer, query.team_id)
+        )
+        return kpi_table(report), f"kpis_{query.period.label}"
+    options = ExportFilter(
+        span,
+        viewer,
+        team_id=query.team_id,
+        rep_id=_optional_id(request, "rep"),
+        channel="call" if name == "calls" else None,
+    )
+    if name == "calls":
+        return calls_table(session, options), stem
+    return activities_table(session, options), stem
+
+
+@routes.get(r"/api/v1/exports/{name:[a-z]+}.{format:[a-z]+}")
+async def export_report(request: web.Request) -> web.StreamResponse:
+    name, fmt = _export_name(request)
+    settings = request.app[SETTINGS]
+    async with request.app[DATABASE].reads() as session:
+        table, stem = await _export_table(request, session, name)
+        await record_export(request, f"{name}.{fmt}")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": FORMATS[fmt],
+                "Content-Disposition": f'attachment; filename="{stem}.{fmt}"',
+            }
+        )
+        await response.prepare(request)
+        chunks = (
+            table_csv(table) if fmt == "csv" else table_xlsx(table, settings.timezone)
+        )
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except Exception:
+            # The status line is sent: closing early tells the client it failed.
+            log.exception("export %s.%s failed", name, fmt)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    await response.write_eof()
+    return response
+
+
+async def record_export(request: web.Request, target: str) -> None:
+    viewer = viewer_of(request)
+    async with transaction(request.app[DATABASE].writes) as session:
+        audit.record(
+            session,
+            audit.EXPORT_DOWNLOADED,
+            actor=user_of(request),
+            target_type="export",
+            target_id=target,
+            detail={
+                "query": dict(request.query),
+                "scope": "organisation" if viewer.sees_organisation else viewer.role,
+            },
+            remote=remote_of(request),
+        )
