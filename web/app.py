@@ -27,6 +27,7 @@ from web import (
     admin,
     api,
     customer_value,
+    deals_api,
     i18n,
     imports_api,
     inbox,
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(webhooks.routes())
     app.router.add_routes(api.routes)
     app.router.add_routes(values_api.routes)
+    app.router.add_routes(deals_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from capture import audit
+from capture import audit, deals
 from capture.call_list import call_media
 from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
@@ -94,10 +94,12 @@ async def customer(request: web.Request) -> dict[str, Any]:
             session, viewer, customer_id, before=None, limit=PAGE
         )
         plans = await customer_plans(session, customer_id)
+        customer_deals = await deals.deals_of(session, customer_id)
+        payments = await deals.payments_of(session, [d.id for d in customer_deals])
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
-    return {**context, "media": media}
+    return {**context, "media": media, "deals": customer_deals, "payments": payments}
 
 
 @routes.get("/calls/{call_sid}")
