@@ -1,86 +1,8 @@
 """A small data set for the reports, with every figure worked out by hand.
 
-The organisation's time zone is America/Los_Angeles (the tests' settings).
-Daylight-saving time ended there on 2026-11-01 at 02:00 (UTC-7 before,
-UTC-8 after), so several rows sit where a UTC day and a Los Angeles day
-disagree. All times below are UTC.
-
-Customers (owner, created):
-
-| key | owner | created (UTC)     | local day  | note                          |
-|-----|-------|-------------------|------------|-------------------------------|
-| G1  | ana   | 2026-11-03 17:00  | 2026-11-03 |                               |
-| G2  | ana   | 2026-11-01 07:30  | 2026-11-01 | 00:30 PDT on the DST day      |
-| G3  | ben   | 2026-10-31 06:30  | 2026-10-30 | October, not November         |
-| G4  | ben   | 2025-11-10 18:00  | 2025-11-10 |                               |
-| G5  | ana   | 2026-12-01 07:30  | 2026-11-30 | November locally, lost        |
-
-Deals (owner is the customer's owner; amounts in USD):
-
-| key | customer | created (UTC)    | stage | won or lost (UTC) | local day  | expected | signed  |
-|-----|----------|------------------|-------|-------------------|------------|----------|---------|
-| D1  | G1       | 2026-11-05 18:00 | won   | 2026-11-20 18:00  | 2026-11-20 | 1200.00  | 1000.00 |
-| D2  | G2       | 2026-11-02 18:00 | won   | 2026-12-01 07:00  | 2026-11-30 | 600.00   | 500.00  |
-| D3  | G3       | 2026-10-31 18:00 | won   | 2026-11-10 18:00  | 2026-11-10 | 300.00   | 300.00  |
-| D4  | G4       | 2025-11-10 19:00 | won   | 2025-11-15 18:00  | 2025-11-15 | 800.00   | 800.00  |
-| D5  | G4       | 2026-11-01 18:00 | won   | 2026-11-12 18:00  | 2026-11-12 | 250.00   | 200.00  |
-| D6  | G5       | 2026-11-29 18:00 | lost  | 2026-11-30 20:00  | 2026-11-30 | 400.00   |         |
-
-Payments: 600.00 on D1 at 2026-11-25 18:00 (November); 400.00 on D1 at
-2026-12-01 09:00 (01:00 on 1 December locally, so December); 800.00 on D4
-at 2025-11-20 18:00.
-
-Touches:
-
-| key | customer | rep | channel | direction | at (UTC)         | local day  | talk s |
-|-----|----------|-----|---------|-----------|------------------|------------|--------|
-| t1  | G1       | ana | call    | outbound  | 2026-11-03 18:00 | 2026-11-03 | 60     |
-| t2  | G1       | ana | sms     | outbound  | 2026-11-10 18:00 | 2026-11-10 |        |
-| t3  | G1       | ana | call    | inbound   | 2026-11-20 17:00 | 2026-11-20 | 0      |
-| t4  | G1       | ana | call    | outbound  | 2026-11-21 18:00 | 2026-11-21 | 30     |
-| t5  | G2       | ana | call    | outbound  | 2026-11-01 08:30 | 2026-11-01 | 120    |
-| t6  | G2       | ana | sms     | inbound   | 2026-11-30 07:30 | 2026-11-29 |        |
-| t7  | G3       | ben | call    | outbound  | 2026-10-31 18:00 | 2026-10-31 | 90     |
-| t8  | G3       | ben | meeting | outbound  | 2026-11-09 18:00 | 2026-11-09 |        |
-| t9  | G4       | ben | call    | inbound   | 2025-11-11 18:00 | 2025-11-11 | 45     |
-| t10 | G3       | ben | call    | outbound  | 2026-12-01 07:59 | 2026-11-30 | 10     |
-| t11 | G1       | ana | email   | inbound   | 2026-11-15 18:00 | automatic, never counted |
-
-Per-rep summary, November 2026:
-
-| figure                 | ana                          | ben                     | chen |
-|------------------------|------------------------------|-------------------------|------|
-| calls made             | 3 (t1, t4, t5)               | 1 (t10)                 | 0    |
-| calls received         | 1 (t3)                       | 0 (t9 is 2025)          | 0    |
-| answered calls         | 3 (t1, t4, t5)               | 1                       | 0    |
-| talk seconds           | 210 (60 + 30 + 120)          | 10                      | 0    |
-| SMS sent / received    | 1 (t2) / 1 (t6)              | 0 / 0                   | 0    |
-| emails                 | 0 (t11 is automatic)         | 0                       | 0    |
-| other touches          | 0                            | 1 (t8)                  | 0    |
-| signed                 | 1500.00 (D1 + D2)            | 500.00 (D3 + D5)        | -    |
-| collected              | 600.00 (first D1 payment)    | -                       | -    |
-| new opportunities      | 3, 2200.00 (D1, D2, D6)      | 1, 250.00 (D5)          | 0    |
-| new customers          | 3 (G1, G2, G5)               | 0 (G3 is October)       | 0    |
-| won customers          | 2, 1500.00 (G1, G2)          | 1, 300.00 (G3)          | 0    |
-| lost customers         | 1, 400.00 (G5)               | 0                       | 0    |
-
-Customer KPIs, company:
-
-| figure                   | 2026-11                         | 2026-10      | 2025-11        |
-|--------------------------|---------------------------------|--------------|----------------|
-| customers created        | 3 (G1, G2, G5)                  | 1 (G3)       | 1 (G4)         |
-| converted                | 2 (G1, G2)                      | 0            | 1 (G4)         |
-| conversion rate          | 2/3                             | 0            | 1              |
-| buyers / repeat buyers   | 4 (G1, G2, G3, G4) / 1 (G4)     | 0 / 0        | 1 / 0          |
-| repeat-purchase rate     | 1/4                             | empty        | 0              |
-| first-order value (USD)  | 600.00 ((1000 + 500 + 300) / 3) | empty        | 800.00         |
-| cycle days per customer  | G1 17, G2 29, G3 10             |              | G4 4           |
-| cycle median / mean      | 17 / 56/3                       | empty        | 4 / 4          |
-| follow-up count          | G1 3, G2 2, G3 2: mean 7/3      | empty        | 1              |
-
-G1's touches up to its win are t1, t2 and t3 (t3 is an hour before it);
-G2's are t5 and t6; G3's are t7 and t8. G3's first touch, t7, was on
-31 October and its win on 10 November: 10 days.
+`golden_reports.md` beside this file has the rows and the working as
+tables. The organisation's time zone is America/Los_Angeles (the tests'
+settings), where daylight-saving time ended on 2026-11-01.
 """
 
 from __future__ import annotations

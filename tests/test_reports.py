@@ -6,12 +6,14 @@ import csv
 import io
 import re
 import zipfile
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 from conftest import login
 from golden_reports import CHANGES, KPIS, SUMMARY_2026_11, load_golden
+from test_cli import environment, touchline
 
 from capture import rollups
 from capture.accounts import create_token
@@ -244,3 +246,51 @@ def _column_index(reference: str | None) -> int:
     for letter in letters.group(0) if letters else "A":
         index = index * 26 + ord(letter) - ord("A") + 1
     return index - 1
+
+
+async def test_cli_summary_export_matches_api(
+    client: Any, token: str, tmp_path: Path, database_url: str
+) -> None:
+    api = await (
+        await client.get(
+            "/api/v1/exports/summary.csv", params=NOVEMBER, headers=bearer(token)
+        )
+    ).read()
+    env = environment(tmp_path, database_url)
+    output = tmp_path / "summary.csv"
+
+    result = touchline(
+        env,
+        "export",
+        "summary",
+        "--kind",
+        "month",
+        "--period",
+        "2026-11",
+        "-o",
+        str(output),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "rows exported" in result.stderr
+    assert output.read_bytes() == api
+
+
+async def test_cli_rebuild_keeps_counts(
+    client: Any, token: str, tmp_path: Path, database_url: str
+) -> None:
+    before = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+
+    result = touchline(environment(tmp_path, database_url), "reports", "rebuild")
+    after = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+
+    assert result.returncode == 0, result.stderr
+    assert after == before

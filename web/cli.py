@@ -38,6 +38,7 @@ from capture.writer import BatchWriter
 from reports.export import activities_csv, count_activities
 from reports.periods import DateRange, parse_range
 from telephony import simulate
+from web import report_cli
 from web.access_log import AccessLog
 from web.app import build_worker, create_app
 
@@ -190,9 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     activities = export.add_parser("activities", help="the activity export as CSV")
     activities.add_argument("--from", dest="first", required=True, help="first day")
     activities.add_argument("--to", dest="last", required=True, help="last day")
-    activities.add_argument("--format", choices=("csv",), default="csv")
+    activities.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     activities.add_argument("-o", "--output", type=Path, help="file (default stdout)")
     activities.set_defaults(run=run_export_activities)
+    report_cli.add_commands(export, commands)
     return parser
 
 
@@ -598,6 +600,9 @@ def run_import_activities(args: argparse.Namespace) -> int:
 
 
 def run_export_activities(args: argparse.Namespace) -> int:
+    if args.format == "xlsx":
+        args.report, args.kind, args.period, args.team = "activities", None, None, None
+        return report_cli.run_export(args)
     settings = settings_of(args)
     period = parse_range(args.first, args.last, settings.zone)
     rows = asyncio.run(_export_activities(settings, period, args.output))
