@@ -124,11 +124,14 @@ def apply_call_statuses(
     """Store status callbacks and update their calls; one result per event."""
     new_events = _store_events(session, events)
     states = _load_states(session, {event.call_sid for event in new_events})
-    # Loaded touches may move or change talk time: recount their old day too.
-    rollups.mark(
+    # Loaded touches may move or change talk time: keep what they counted.
+    rollups.mark_changed(
         session,
-        (),
-        [(s.activity_id, s.occurred_at) for s in states.values() if s.activity_id],
+        [
+            (s.activity_id, s.occurred_at, s.talk_seconds)
+            for s in states.values()
+            if s.activity_id is not None
+        ],
     )
     firsts: dict[str, CallStatusEvent] = {}
     for event in new_events:
@@ -287,7 +290,7 @@ def _insert_calls(
     for sid, event in firsts.items():
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
-        rollups.mark(session, [state.activity_id])
+        rollups.mark_new(session, [state.activity_id])
         rows.append(_call_row(state, event))
     insert_rows(session, CALLS, rows)
     for touch in touches:

@@ -244,7 +244,7 @@ def import_rows(session: Session, rows: list[ImportRow]) -> ImportResult:
     created = insert_rows(
         session, ACTIVITIES, records, returning=("id",), ignore_conflicts=True
     )
-    rollups.mark(session, [activity_id for (activity_id,) in created])
+    rollups.mark_new(session, [activity_id for (activity_id,) in created])
     return ImportResult(
         rows=len(rows),
         created=len(created),

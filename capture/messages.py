@@ -138,7 +138,7 @@ def _create_message(
     )
     session.add(message)
     session.flush()
-    rollups.mark(session, [activity.id])
+    rollups.mark_new(session, [activity.id])
 
     log.info(
         "message created: message=%s activity=%s customer=%s rep=%s",
