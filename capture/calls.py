@@ -124,7 +124,7 @@ def apply_call_statuses(
     """Store status callbacks and update their calls; one result per event."""
     new_events = _store_events(session, events)
     states = _load_states(session, {event.call_sid for event in new_events})
-    # Loaded touches may move or change talk time: keep what they counted.
+    # Loaded touches may move or change talk time, so keep what they counted.
     rollups.mark_changed(
         session,
         [

@@ -60,7 +60,7 @@ def _scope(viewer: Viewer | None) -> ColumnElement[bool]:
 
 @dataclass(frozen=True)
 class ExportFilter:
-    """What an export contains: the page filters plus a rep and a channel."""
+    """The rows an export contains: the page filters plus a rep and a channel."""
 
     period: DateRange
     viewer: Viewer | None
@@ -119,7 +119,7 @@ def _rows_query(options: ExportFilter) -> Any:
 
 
 def activity_row(record: Any, zone: ZoneInfo) -> list[Any]:
-    """One export row; times stay datetime and date values until encoded."""
+    """Build one export row, keeping times as datetime and date values."""
     (
         activity_id,
         occurred_at,
@@ -158,7 +158,7 @@ def activity_row(record: Any, zone: ZoneInfo) -> list[Any]:
 
 
 def csv_cell(value: Any) -> Any:
-    """A cell as CSV text: times to the second with their offset, text neutralised."""
+    """Convert a cell to CSV text, with times to the second and their offset."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, date):

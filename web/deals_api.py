@@ -67,7 +67,7 @@ def _deal_id(request: web.Request) -> int:
 
 
 async def _visible_deal(request: web.Request, session: AsyncSession) -> Deal:
-    """The deal, if its customer is visible to the viewer; else NotFound."""
+    """Return the deal if the viewer may see its customer, else raise NotFound."""
     deal = await deals.get_deal(session, _deal_id(request))
     await get_customer(session, viewer_of(request), deal.customer_id)
     return deal

@@ -94,7 +94,7 @@ def _span(settings: Settings, args: argparse.Namespace) -> DateRange:
 async def _table(
     session: AsyncSession, settings: Settings, args: argparse.Namespace
 ) -> tuple[Table, int | None]:
-    """The table to export and its row count when known beforehand."""
+    """Build the table to export and return its row count when known."""
     span = _span(settings, args)
     if args.report == "summary":
         summaries = await rep_summaries(session, span, _everyone(), args.team)
@@ -113,7 +113,7 @@ async def _table(
 
 
 def _everyone() -> Viewer:
-    """A viewer that sees the whole organisation, for the command line."""
+    """Return a viewer of the whole organisation, for the command line."""
     return Viewer(user_id=0, email="", role="ops", team_id=None)
 
 

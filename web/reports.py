@@ -104,7 +104,7 @@ async def load_reports(
 
 
 def charts_of(report: KpiReport) -> dict[str, Markup]:
-    """One trend chart per figure; the SVG text is built from escaped parts."""
+    """Draw one trend chart per figure from escaped parts of SVG text."""
     labels = [kpis.period for kpis in report.trend]
     return {
         name: Markup(
@@ -268,7 +268,7 @@ async def export_report(request: web.Request) -> web.StreamResponse:
             async for chunk in chunks:
                 await response.write(chunk)
         except Exception:
-            # The status line is sent: closing early tells the client it failed.
+            # The status line is sent, so closing early is how the client learns of it.
             log.exception("export %s.%s failed", name, fmt)
             if request.transport is not None:
                 request.transport.close()
