@@ -612,3 +612,29 @@ class TouchDay(Base):
     # Calls with talk time above zero, and their summed talk time in seconds.
     answered: Mapped[int] = mapped_column(Integer)
     talk_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportSchedule(Base):
+    """An export that runs by itself daily or weekly, to a folder or by email."""
+
+    __tablename__ = "export_schedules"
+    __table_args__ = (Index("ix_export_schedules_next_run", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # activities, calls, summary or kpis; csv or xlsx
+    report: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(8))
+    # daily or weekly
+    frequency: Mapped[str] = mapped_column(String(8))
+    # folder: a folder name under <data_dir>/exports; email: an address.
+    destination: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE")
+    )
+    # The export sees what this user may see.
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -19,6 +19,7 @@ from capture.recordings import DOWNLOAD_JOB, TRANSCRIBE_JOB
 from capture.settings import Settings
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
+from reports import schedules
 from telephony.recording_jobs import RecordingDownloader
 from telephony.webhooks import TwilioWebhooks
 from transcripts.jobs import Transcriber
@@ -34,6 +35,7 @@ from web import (
     labels,
     pages,
     reports,
+    schedules_api,
     settings_admin,
     values_api,
 )
@@ -123,6 +125,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_routes(api.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(deals_api.routes)
+    app.router.add_routes(schedules_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)
@@ -155,9 +158,14 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         retention.run_periodically(app[DATABASE].writes, app[SETTINGS], stop),
         name="retention",
     )
+    exporting = asyncio.create_task(
+        schedules.run_periodically(app[DATABASE], app[SETTINGS], stop),
+        name="scheduled-exports",
+    )
     yield
     stop.set()
     await keeping
+    await exporting
     try:
         await asyncio.wait_for(task, timeout=30)
     except TimeoutError:

@@ -35,6 +35,7 @@ from capture.errors import DomainError, InvalidInput, NotFound
 from capture.passwords import hash_password
 from capture.settings import Settings, SettingsError, load_settings
 from capture.writer import BatchWriter
+from reports import schedules
 from reports.export import activities_csv, count_activities
 from reports.periods import DateRange, parse_range
 from telephony import simulate
@@ -320,11 +321,15 @@ def run_worker(args: argparse.Namespace) -> int:
         keeping = asyncio.create_task(
             retention.run_periodically(database.writes, settings, stop)
         )
+        exporting = asyncio.create_task(
+            schedules.run_periodically(database, settings, stop)
+        )
         try:
             await worker.run(stop)
         finally:
             stop.set()
             await keeping
+            await exporting
             await writer.stop()
             await database.dispose()
 

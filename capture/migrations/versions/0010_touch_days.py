@@ -1,4 +1,4 @@
-"""touch days: per-rep daily touch counts for reports
+"""touch days and export schedules for reports
 
 Revision ID: 0010
 Revises: 0004
@@ -7,6 +7,8 @@ Create Date: 2026-12-04 21:45:00
 
 import sqlalchemy as sa
 from alembic import op
+
+import capture.models
 
 revision = "0010"
 down_revision = "0004"
@@ -35,6 +37,38 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "export_schedules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("report", sa.String(length=16), nullable=False),
+        sa.Column("format", sa.String(length=8), nullable=False),
+        sa.Column("frequency", sa.String(length=8), nullable=False),
+        sa.Column("destination", sa.String(length=8), nullable=False),
+        sa.Column("target", sa.String(length=320), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.Integer(), nullable=False),
+        sa.Column("created_at", capture.models.UTCDateTime(), nullable=False),
+        sa.Column("next_run_at", capture.models.UTCDateTime(), nullable=False),
+        sa.Column("last_run_at", capture.models.UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_export_schedules_created_by_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_export_schedules_team_id_teams"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_export_schedules")),
+    )
+    op.create_index("ix_export_schedules_next_run", "export_schedules", ["next_run_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_export_schedules_next_run", table_name="export_schedules")
+    op.drop_table("export_schedules")
     op.drop_table("touch_days")
