@@ -190,6 +190,8 @@ class CompanyNumber(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
+    # Reports count the customers created in a period.
+    __table_args__ = (Index("ix_customers_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -601,6 +603,8 @@ class TouchDay(Base):
     """
 
     __tablename__ = "touch_days"
+    # Reports read one period of days for every rep.
+    __table_args__ = (Index("ix_touch_days_day", "day"),)
 
     rep_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True

@@ -37,6 +37,8 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_index("ix_touch_days_day", "touch_days", ["day"])
+    op.create_index("ix_customers_created_at", "customers", ["created_at"])
     op.create_table(
         "export_schedules",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -71,4 +73,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_export_schedules_next_run", table_name="export_schedules")
     op.drop_table("export_schedules")
+    op.drop_index("ix_customers_created_at", table_name="customers")
+    op.drop_index("ix_touch_days_day", table_name="touch_days")
     op.drop_table("touch_days")
