@@ -2,7 +2,7 @@
 
 An ops user or admin sets a schedule: which report and format, daily or
 weekly, and where it goes. A daily export runs at 01:00 in the
-organisation's time zone and covers the day before; a weekly one runs on
+organisation's time zone and covers the day before. A weekly one runs on
 Mondays at 01:00 and covers the seven days before (Monday to Sunday). The
 KPI export covers the calendar month of the last day covered.
 
@@ -117,7 +117,7 @@ async def create_schedule(
 
 
 def next_run(after: datetime, frequency: str, zone: ZoneInfo) -> datetime:
-    """The first run time later than `after`: 01:00 local, on Mondays if weekly."""
+    """Return the first run time after `after`: 01:00 local, on Mondays if weekly."""
     day = after.astimezone(zone).date()
     step = 1
     if frequency == "weekly":
@@ -131,7 +131,7 @@ def next_run(after: datetime, frequency: str, zone: ZoneInfo) -> datetime:
 
 
 def covered_range(run_at: datetime, frequency: str, zone: ZoneInfo) -> DateRange:
-    """The whole local days before the run that its export contains."""
+    """Return the whole local days before the run that its export contains."""
     last: date = run_at.astimezone(zone).date() - timedelta(days=1)
     first = last if frequency == "daily" else last - timedelta(days=6)
     return DateRange(first, last, zone)
