@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.call_state import (
     CALL_STATUSES,
     FINAL_STATUSES,
@@ -145,6 +146,15 @@ def apply_call_statuses(
     """Store status callbacks and update their calls; one result per event."""
     new_events = _store_events(session, events)
     states = _load_states(session, {event.parent_sid for event in new_events})
+    # Loaded touches may move or change talk time, so keep what they counted.
+    rollups.mark_changed(
+        session,
+        [
+            (s.activity_id, s.occurred_at, s.talk_seconds)
+            for s in states.values()
+            if s.activity_id is not None
+        ],
+    )
     legs = _load_legs(
         session, {e.call_sid for e in new_events if e.parent_call_sid is not None}
     )
@@ -560,6 +570,7 @@ def _insert_calls(
     for sid, event in created.items():
         state = states[sid]
         state.activity_id = activity_ids[f"call:{sid}"]
+        rollups.mark_new(session, [state.activity_id])
         rows.append(_call_row(state, event))
     # The ids are needed only to insert legs, so the usual batch skips them.
     returning = ("id", "call_sid") if with_ids else ()

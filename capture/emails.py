@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.calls import Outcome
 from capture.email_files import SavedAttachment
 from capture.email_headers import subject_key
@@ -75,6 +76,7 @@ def store_email(
     email.thread_key = thread_key_for(session, parsed, parties.customer_id, occurred_at)
     session.add(email)
     session.flush()
+    rollups.mark_new(session, [email.activity_id])
 
     log.info(
         "email stored: email=%s activity=%s customer=%s rep=%s direction=%s "

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, tzinfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.errors import InvalidInput
 from capture.identity import Directory, PartyKind, RepRef, parse_party
 from capture.models import Activity, ContactPoint, Customer, User, table_of, utcnow
@@ -243,6 +244,7 @@ def import_rows(session: Session, rows: list[ImportRow]) -> ImportResult:
     created = insert_rows(
         session, ACTIVITIES, records, returning=("id",), ignore_conflicts=True
     )
+    rollups.mark_new(session, [activity_id for (activity_id,) in created])
     return ImportResult(
         rows=len(rows),
         created=len(created),

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.calls import Outcome
 from capture.identity import Directory, RepRef, parse_party
 from capture.mms import MediaRef, add_media
@@ -145,6 +146,7 @@ def _create_message(
     )
     session.add(message)
     session.flush()
+    rollups.mark_new(session, [activity.id])
 
     log.info(
         "message created: message=%s activity=%s customer=%s rep=%s",

@@ -191,6 +191,8 @@ class CompanyNumber(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
+    # Reports count the customers created in a period.
+    __table_args__ = (Index("ix_customers_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -884,3 +886,53 @@ class CallReview(Base):
     score: Mapped[int] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(Text, default="")
     reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TouchDay(Base):
+    """Touches of one rep on one day, kept up to date as touches arrive.
+
+    `day` is a calendar day in the organisation's time zone. Reports read
+    these rows instead of scanning the touches; `capture.rollups` rewrites
+    the rows of every (rep, day) that a write changed.
+    """
+
+    __tablename__ = "touch_days"
+    # Reports read one period of days for every rep.
+    __table_args__ = (Index("ix_touch_days_day", "day"),)
+
+    rep_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    touches: Mapped[int] = mapped_column(Integer)
+    # Calls with talk time above zero, and their summed talk time in seconds.
+    answered: Mapped[int] = mapped_column(Integer)
+    talk_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportSchedule(Base):
+    """An export that runs by itself daily or weekly, to a folder or by email."""
+
+    __tablename__ = "export_schedules"
+    __table_args__ = (Index("ix_export_schedules_next_run", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # activities, calls, summary or kpis; csv or xlsx
+    report: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(8))
+    # daily or weekly
+    frequency: Mapped[str] = mapped_column(String(8))
+    # folder: a folder name under <data_dir>/exports; email: an address.
+    destination: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE")
+    )
+    # The export sees what this user may see.
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from capture import rollups
 from capture.call_state import NO_OWN_EVENT
 from capture.identity import Directory, PartyKind, RepRef, parse_party
 from capture.models import (
@@ -189,4 +190,5 @@ def _missed_placeholder(
     )
     session.add(call)
     session.flush()
+    rollups.mark_new(session, [activity.id])
     return call

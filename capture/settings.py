@@ -53,6 +53,18 @@ def _port(value: Any) -> int:
     return port
 
 
+def _relay(value: Any) -> str:
+    """Read an SMTP relay as host:port, or empty for none."""
+    text = _text(value).strip()
+    if not text:
+        return ""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    _port(port)
+    return text
+
+
 def _non_negative(value: Any) -> int:
     number = _integer(value)
     if number < 0:
@@ -336,6 +348,19 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
     ),
     Setting(
+        "export_smtp_relay",
+        "",
+        "SMTP relay (host:port) that sends scheduled exports by email; empty "
+        "turns email delivery off.",
+        _relay,
+    ),
+    Setting(
+        "export_mail_from",
+        "touchline@localhost",
+        "Sender address of scheduled export emails.",
+        _text,
+    ),
+    Setting(
         "transcribe_engine",
         "faster-whisper",
         "Speech-to-text engine: faster-whisper, or none to skip transcription.",
@@ -497,6 +522,8 @@ class Settings:
     email_max_bytes: int
     mailgun_signing_key: str
     email_webhook_password: str
+    export_smtp_relay: str
+    export_mail_from: str
     transcribe_engine: str
     whisper_model: str
     dial_rep_channel: int

@@ -29,9 +29,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from capture import rollups
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,14 @@ class BatchWriter:
         sessions: Callable[[], sessionmaker[Session]],
         *,
         max_batch: int = MAX_BATCH,
+        zone: ZoneInfo | None = None,
     ) -> None:
         # A factory, so that the engine is created when the writer starts.
         self.session_factory = sessions
         self.sessions: sessionmaker[Session] | None = None
         self.max_batch = max_batch
+        # The organisation's time zone, which decides the day of a touch count.
+        self.zone = zone or ZoneInfo("UTC")
         self.queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -195,6 +201,7 @@ class BatchWriter:
                 outputs = apply(session, [batch[i].payload for i in indexes])
                 for index, output in zip(indexes, outputs, strict=True):
                     results[index] = output
+            rollups.refresh_marked(session, self.zone)
         self.batches += 1
         return results
 

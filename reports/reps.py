@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_users
-from capture.models import Activity, Call, Customer, Deal, Payment, Team, User
+from capture.models import Customer, Deal, Payment, Plan, Team, TouchDay, User
+from reports.busy import flag_busy_not_converting
 from reports.periods import DateRange
 
 Money = dict[str, int]
@@ -35,6 +36,8 @@ class RepSummary:
     answered_calls: int = 0
     talk_seconds: int = 0
     sms: int = 0
+    sms_sent: int = 0
+    sms_received: int = 0
     emails: int = 0
     emails_sent: int = 0
     emails_received: int = 0
@@ -48,11 +51,23 @@ class RepSummary:
     won_amount: Money = field(default_factory=dict)
     lost_customers: int = 0
     lost_amount: Money = field(default_factory=dict)
+    plans_due: int = 0
+    plans_fulfilled: int = 0
+    plan_fulfilment_rate: float | None = None
+    busy_not_converting: bool = False
+    # The figures that raised the flag, when it is raised.
+    busy_figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def actions(self) -> int:
+        """Touches of every channel: the volume side of the busy flag."""
+        return self.calls + self.sms + self.emails + self.other_touches
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
+        data["actions"] = self.actions
         for key, value in data.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and key != "busy_figures":
                 data[key] = format_money(value)
         return data
 
@@ -66,23 +81,35 @@ def format_money(amounts: Money) -> dict[str, str]:
 
 
 async def rep_summaries(
-    session: AsyncSession, period: DateRange, viewer: Viewer
+    session: AsyncSession,
+    period: DateRange,
+    viewer: Viewer,
+    team_id: int | None = None,
 ) -> list[RepSummary]:
-    """Return the summary of each rep the viewer may see, by name."""
-    reps = await _reps(session, viewer)
+    """Return the summary of each rep the viewer may see, by name.
+
+    `team_id` narrows the reps to one team.
+    """
+    reps = await _reps(session, viewer, team_id)
     await _add_touches(session, period, reps)
     await _add_sales(session, period, reps)
     await _add_customers(session, period, reps)
+    await _add_plans(session, period, reps)
+    flag_busy_not_converting(list(reps.values()))
     return sorted(reps.values(), key=lambda summary: summary.name.lower())
 
 
-async def _reps(session: AsyncSession, viewer: Viewer) -> dict[int, RepSummary]:
+async def _reps(
+    session: AsyncSession, viewer: Viewer, team_id: int | None
+) -> dict[int, RepSummary]:
     query = (
         select(User.id, User.name, User.email, Team.name)
         .outerjoin(Team, User.team_id == Team.id)
         .where(User.role == "rep", visible_users(viewer))
         .order_by(User.id)
     )
+    if team_id is not None:
+        query = query.where(User.team_id == team_id)
     return {
         rep_id: RepSummary(rep_id, name, email, team)
         for rep_id, name, email, team in await session.execute(query)
@@ -93,45 +120,50 @@ def _in(column: Any, period: DateRange) -> Any:
     return and_(column >= period.start, column < period.end)
 
 
+# Which summary field counts the touches of a (channel, direction) in the
+# daily counts; a channel missing here counts as an other touch.
+TOUCH_FIELDS: dict[tuple[str, str], str] = {
+    ("call", "outbound"): "calls_made",
+    ("call", "inbound"): "calls_received",
+    ("sms", "outbound"): "sms_sent",
+    ("sms", "inbound"): "sms_received",
+    ("mms", "outbound"): "sms_sent",
+    ("mms", "inbound"): "sms_received",
+    ("email", "outbound"): "emails_sent",
+    ("email", "inbound"): "emails_received",
+}
+
+
 async def _add_touches(
     session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
 ) -> None:
-    is_call = Activity.channel == "call"
+    """Add touch counts from `touch_days`, never from the touches themselves."""
     query = (
         select(
-            Activity.rep_id,
-            func.count().filter(is_call),
-            func.count().filter(is_call, Activity.direction == "outbound"),
-            func.count().filter(is_call, Call.talk_seconds > 0),
-            func.coalesce(func.sum(case((is_call, Call.talk_seconds), else_=0)), 0),
-            func.count().filter(Activity.channel.in_(("sms", "mms"))),
-            func.count().filter(Activity.channel == "email"),
-            func.count().filter(
-                Activity.channel == "email", Activity.direction == "outbound"
-            ),
-            func.count().filter(
-                Activity.channel.not_in(("call", "sms", "mms", "email"))
-            ),
+            TouchDay.rep_id,
+            TouchDay.channel,
+            TouchDay.direction,
+            func.sum(TouchDay.touches),
+            func.sum(TouchDay.answered),
+            func.sum(TouchDay.talk_seconds),
         )
-        .outerjoin(Call, Call.activity_id == Activity.id)
-        .where(_in(Activity.occurred_at, period), Activity.automatic.is_(False))
-        .where(Activity.rep_id.is_not(None))
-        .group_by(Activity.rep_id)
+        .where(TouchDay.day >= period.first, TouchDay.day <= period.last)
+        .group_by(TouchDay.rep_id, TouchDay.channel, TouchDay.direction)
     )
-    for row in await session.execute(query):
-        summary = reps.get(row[0])
+    for rep_id, channel, direction, touches, answered, talk in await session.execute(
+        query
+    ):
+        summary = reps.get(rep_id)
         if summary is None:
             continue
-        summary.calls, summary.calls_made, summary.answered_calls = (
-            row[1],
-            row[2],
-            row[3],
-        )
-        summary.calls_received = summary.calls - summary.calls_made
-        summary.talk_seconds = int(row[4] or 0)
-        summary.sms, summary.emails, summary.other_touches = row[5], row[6], row[8]
-        summary.emails_sent = row[7]
-        summary.emails_received = summary.emails - summary.emails_sent
+        name = TOUCH_FIELDS.get((channel, direction), "other_touches")
+        setattr(summary, name, getattr(summary, name) + int(touches))
+        summary.answered_calls += int(answered or 0)
+        summary.talk_seconds += int(talk or 0)
+    for summary in reps.values():
+        summary.calls = summary.calls_made + summary.calls_received
+        summary.sms = summary.sms_sent + summary.sms_received
+        summary.emails = summary.emails_sent + summary.emails_received
 
 
 async def _add_sales(
@@ -241,3 +273,31 @@ def _add_money(
         return
     money: Money = getattr(reps[owner], name)
     money[currency] = money.get(currency, 0) + int(amount)
+
+
+def fulfilled_plan() -> ColumnElement[bool]:
+    """Filter on `Plan`: done no later than the end of its due window."""
+    return and_(
+        Plan.status == "done",
+        or_(Plan.due_end.is_(None), Plan.closed_at <= Plan.due_end),
+    )
+
+
+async def _add_plans(
+    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
+) -> None:
+    """Plans whose window ended in the period, and the share fulfilled in time.
+
+    Cancelled plans do not count.
+    """
+    query = (
+        select(Plan.owner_id, func.count(), func.count().filter(fulfilled_plan()))
+        .where(_in(Plan.due_end, period), Plan.status != "cancelled")
+        .group_by(Plan.owner_id)
+    )
+    for owner, due, fulfilled in await session.execute(query):
+        summary = reps.get(owner) if owner is not None else None
+        if summary is None:
+            continue
+        summary.plans_due, summary.plans_fulfilled = int(due), int(fulfilled)
+        summary.plan_fulfilment_rate = fulfilled / due if due else None

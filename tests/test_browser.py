@@ -545,3 +545,36 @@ def test_review_keyboard_shortcuts(page: Page, site: DemoSite) -> None:
     assert slower == 0.75
     expect(page.locator("#rate")).to_have_text("0.75×")
     page.wait_for_function("document.getElementById('player').paused")
+
+
+def test_reports_page_manager(page: Page, site: DemoSite) -> None:
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    log_in(page, team_manager(site.rep_email))
+
+    page.get_by_role("navigation").get_by_role("link", name="Reports").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Reports")
+    row = page.locator(f'#rep-summary tr[data-rep="{site.rep_email}"]')
+    expect(row).to_contain_text(rep_name(site.rep_email))
+    # The recorded call is this rep's only answered call of the simulation.
+    expect(row.locator("td").nth(6)).to_have_text("1")
+    expect(row.locator("td").nth(7)).to_contain_text("sec")
+    expect(page.locator("#kpis svg.trend")).to_have_count(6)
+    assert refused == []
+
+
+def test_reports_page_rep_own_row(page: Page, site: DemoSite) -> None:
+    log_in(page, site.rep_email)
+
+    page.goto("/reports")
+
+    expect(page.locator("#rep-summary tr[data-rep]")).to_have_count(1)
+    expect(page.locator(f'tr[data-rep="{site.rep_email}"]')).to_be_visible()

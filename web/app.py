@@ -22,6 +22,7 @@ from capture.settings import Settings
 from capture.smtp import start_smtp
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
+from reports import schedules
 from telephony.mms import MediaDownloader
 from telephony.recording_jobs import RecordingDownloader
 from telephony.rest import TwilioCalls
@@ -34,6 +35,7 @@ from web import (
     api,
     calling,
     customer_value,
+    deals_api,
     emails,
     i18n,
     imports_api,
@@ -44,8 +46,10 @@ from web import (
     pages,
     plan_pages,
     plans_api,
+    reports,
     review,
     review_api,
+    schedules_api,
     settings_admin,
     values_api,
 )
@@ -118,7 +122,7 @@ def create_app(
         client_max_size=MAX_BODY_BYTES,
     )
     database = Database(settings.database_url)
-    writer = BatchWriter(database.batch_sessions)
+    writer = BatchWriter(database.batch_sessions, zone=settings.zone)
     worker = build_worker(settings, database, writer)
     app[SETTINGS] = settings
     app[DATABASE] = database
@@ -159,6 +163,8 @@ def create_app(
     app.router.add_routes(values_api.routes)
     app.router.add_routes(plans_api.routes)
     app.router.add_routes(plan_pages.routes)
+    app.router.add_routes(deals_api.routes)
+    app.router.add_routes(schedules_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)
@@ -169,6 +175,7 @@ def create_app(
     app.router.add_routes(daily_routes)
     app.router.add_routes(review_api.routes)
     app.router.add_routes(review.routes)
+    app.router.add_routes(reports.routes)
     app.router.add_routes(pages.routes)
     app.router.add_routes(ledger_pages.routes)
     app.router.add_routes(media.routes)
@@ -194,9 +201,14 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         retention.run_periodically(app[DATABASE].writes, app[SETTINGS], stop),
         name="retention",
     )
+    exporting = asyncio.create_task(
+        schedules.run_periodically(app[DATABASE], app[SETTINGS], stop),
+        name="scheduled-exports",
+    )
     yield
     stop.set()
     await keeping
+    await exporting
     try:
         await asyncio.wait_for(task, timeout=30)
     except TimeoutError:

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from tqdm import tqdm
 
-from capture import audit, backup, imports, migrate, retention
+from capture import audit, backup, imports, migrate, retention, rollups
 from capture.accounts import (
     add_user,
     create_token,
@@ -35,9 +35,11 @@ from capture.errors import DomainError, InvalidInput, NotFound
 from capture.passwords import hash_password
 from capture.settings import Settings, SettingsError, load_settings
 from capture.writer import BatchWriter
+from reports import schedules
 from reports.export import activities_csv, count_activities
 from reports.periods import DateRange, parse_range
 from telephony import simulate
+from web import report_cli
 from web.access_log import AccessLog, install_bad_request_filter
 from web.app import build_worker, create_app
 
@@ -191,9 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     activities = export.add_parser("activities", help="the activity export as CSV")
     activities.add_argument("--from", dest="first", required=True, help="first day")
     activities.add_argument("--to", dest="last", required=True, help="last day")
-    activities.add_argument("--format", choices=("csv",), default="csv")
+    activities.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     activities.add_argument("-o", "--output", type=Path, help="file (default stdout)")
     activities.set_defaults(run=run_export_activities)
+    report_cli.add_commands(export, commands)
     return parser
 
 
@@ -316,7 +319,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         database = Database(settings.database_url)
-        writer = BatchWriter(database.batch_sessions)
+        writer = BatchWriter(database.batch_sessions, zone=settings.zone)
         worker = build_worker(settings, database, writer)
         await writer.start()
         stop = asyncio.Event()
@@ -326,11 +329,15 @@ def run_worker(args: argparse.Namespace) -> int:
         keeping = asyncio.create_task(
             retention.run_periodically(database.writes, settings, stop)
         )
+        exporting = asyncio.create_task(
+            schedules.run_periodically(database, settings, stop)
+        )
         try:
             await worker.run(stop)
         finally:
             stop.set()
             await keeping
+            await exporting
             await writer.stop()
             await database.dispose()
 
@@ -591,6 +598,7 @@ def run_import_activities(args: argparse.Namespace) -> int:
                 chunk = rows[start : start + args.batch]
                 with sessions() as session, session.begin():
                     result = imports.import_rows(session, chunk)
+                    rollups.refresh_marked(session, settings.zone)
                 created += result.created
                 skipped += result.skipped
                 unmatched += result.unmatched
@@ -606,6 +614,9 @@ def run_import_activities(args: argparse.Namespace) -> int:
 
 
 def run_export_activities(args: argparse.Namespace) -> int:
+    if args.format == "xlsx":
+        args.report, args.kind, args.period, args.team = "activities", None, None, None
+        return report_cli.run_export(args)
     settings = settings_of(args)
     period = parse_range(args.first, args.last, settings.zone)
     rows = asyncio.run(_export_activities(settings, period, args.output))

@@ -33,7 +33,7 @@ from babel.dates import format_date, format_datetime, format_time
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from babel.units import format_unit
 
@@ -215,6 +215,7 @@ def install(environment: jinja2.Environment) -> None:
         number=_number_filter,
         duration=_duration_filter,
         money=_money_filter,
+        percent=_percent_filter,
     )
 
 
@@ -283,6 +284,14 @@ def _date_filter(context: jinja2.runtime.Context, value: Any) -> str:
 @jinja2.pass_context
 def _number_filter(context: jinja2.runtime.Context, value: int | Decimal) -> str:
     return format_decimal(value, locale=_babel_locale(context))
+
+
+@jinja2.pass_context
+def _percent_filter(context: jinja2.runtime.Context, value: float | None) -> str:
+    """A share (0.25) as the locale writes a percentage; empty when missing."""
+    if value is None:
+        return ""
+    return format_percent(value, "#,##0.0%", locale=_babel_locale(context))
 
 
 @jinja2.pass_context

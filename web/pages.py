@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from capture import audit
+from capture import audit, deals
 from capture.call_list import call_media
 from capture.db import transaction
 from capture.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -108,12 +108,14 @@ async def render_customer(
             session, viewer, customer_id, before=None, limit=PAGE
         )
         plans = await customer_plans(session, customer_id)
+        customer_deals = await deals.deals_of(session, customer_id)
+        payments = await deals.payments_of(session, [d.id for d in customer_deals])
         calls = [activity.call for activity in stream[:PAGE] if activity.call]
         media = await call_media(session, viewer, calls)
         chain = await chain_context(request, session, found, plans)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
     context.update(chain, media=media, entered=entered or {})
-    context.update(inline_types=INLINE_IMAGES)
+    context.update(inline_types=INLINE_IMAGES, deals=customer_deals, payments=payments)
     # Set after a click-to-call started; only its presence is shown.
     context.update(calling=bool(request.query.get("calling")))
     context.update(

@@ -1,0 +1,185 @@
+"""Per-rep daily touch counts (`touch_days`), kept up to date as touches arrive.
+
+Code that inserts touches calls `mark_new` with their ids; code that may
+change a touch's time or talk time calls `mark_changed` with the values
+before the change. The transaction's owner calls `refresh_marked` before it
+commits: it reads the marked touches as they are now, subtracts what they
+counted before, and adds the difference to the (rep, day) rows with one
+upsert. A duplicate webhook changes nothing, so it adds nothing, and a
+late event that moves a call to another day moves its count with it.
+
+Days are calendar days in the organisation's time zone. After the
+`timezone` setting changes, run `touchline reports rebuild`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from capture.models import Activity, Call, TouchDay, table_of
+
+# session.info keys of the marks waiting for `refresh_marked`.
+_NEW = "rollups.new"
+_BEFORE = "rollups.before"
+TOUCH_DAYS = table_of(TouchDay)
+# Rows of one INSERT when a rebuild writes the whole table.
+REBUILD_CHUNK = 5000
+
+Key = tuple[int, date, str, str]
+
+
+def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
+    """Note touches inserted in this transaction."""
+    new: set[int] = session.info.setdefault(_NEW, set())
+    new.update(activity_ids)
+
+
+def mark_changed(
+    session: Session, before: Iterable[tuple[int, datetime, int | None]]
+) -> None:
+    """Note touches that may change: (id, time, talk seconds) before the change."""
+    known: dict[int, tuple[datetime, int | None]] = session.info.setdefault(_BEFORE, {})
+    for activity_id, moment, talk in before:
+        known.setdefault(activity_id, (moment, talk))
+
+
+def refresh_marked(session: Session, zone: ZoneInfo) -> int:
+    """Add the marked touches' changes to `touch_days`; return the rows changed."""
+    new: set[int] = session.info.pop(_NEW, set())
+    before: dict[int, tuple[datetime, int | None]] = session.info.pop(_BEFORE, {})
+    if not new and not before:
+        return 0
+    deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for activity_id, rep_id, channel, direction, moment, talk in _current(
+        session, new | set(before)
+    ):
+        _count(deltas, (rep_id, local_day(moment, zone), channel, direction), talk, 1)
+        if activity_id in before and activity_id not in new:
+            old_moment, old_talk = before[activity_id]
+            key = (rep_id, local_day(old_moment, zone), channel, direction)
+            _count(deltas, key, old_talk, -1)
+    changed = {key: value for key, value in deltas.items() if any(value)}
+    _apply(session, changed)
+    return len(changed)
+
+
+def _current(session: Session, ids: set[int]) -> list[Any]:
+    query = (
+        select(
+            Activity.id,
+            Activity.rep_id,
+            Activity.channel,
+            Activity.direction,
+            Activity.occurred_at,
+            Call.talk_seconds,
+        )
+        .outerjoin(Call, Call.activity_id == Activity.id)
+        .where(
+            Activity.id.in_(ids),
+            Activity.rep_id.is_not(None),
+            Activity.automatic.is_(False),
+        )
+    )
+    return list(session.execute(query))
+
+
+def _count(deltas: dict[Key, list[int]], key: Key, talk: int | None, sign: int) -> None:
+    counts = deltas[key]
+    counts[0] += sign
+    if key[2] == "call" and talk:
+        counts[1] += sign if talk > 0 else 0
+        counts[2] += sign * talk
+
+
+def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
+    """Add `deltas` to their rows in one upsert, then drop rows left at zero."""
+    if not deltas:
+        return
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(TOUCH_DAYS)
+    statement = statement.on_conflict_do_update(
+        index_elements=["rep_id", "day", "channel", "direction"],
+        set_={
+            "touches": TOUCH_DAYS.c.touches + statement.excluded.touches,
+            "answered": TOUCH_DAYS.c.answered + statement.excluded.answered,
+            "talk_seconds": TOUCH_DAYS.c.talk_seconds + statement.excluded.talk_seconds,
+        },
+    )
+    rows = [
+        {
+            "rep_id": rep_id,
+            "day": day,
+            "channel": channel,
+            "direction": direction,
+            "touches": touches,
+            "answered": answered,
+            "talk_seconds": talk,
+        }
+        for (rep_id, day, channel, direction), (touches, answered, talk) in sorted(
+            deltas.items()
+        )
+    ]
+    session.execute(statement, rows)
+    if any(counts[0] < 0 for counts in deltas.values()):
+        reps = {key[0] for key in deltas}
+        session.execute(
+            delete(TOUCH_DAYS).where(
+                and_(TOUCH_DAYS.c.touches == 0, TOUCH_DAYS.c.rep_id.in_(reps))
+            )
+        )
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    return moment.astimezone(zone).date()
+
+
+def rebuild(session: Session, zone: ZoneInfo) -> int:
+    """Count every touch again into an emptied table; return the rows written."""
+    session.execute(delete(TOUCH_DAYS))
+    query = (
+        select(
+            Activity.rep_id,
+            Activity.occurred_at,
+            Activity.channel,
+            Activity.direction,
+            Call.talk_seconds,
+        )
+        .outerjoin(Call, Call.activity_id == Activity.id)
+        .where(Activity.rep_id.is_not(None), Activity.automatic.is_(False))
+        .execution_options(yield_per=REBUILD_CHUNK)
+    )
+    totals: dict[tuple[int, date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for rep_id, moment, channel, direction, talk in session.execute(query):
+        if rep_id is None:
+            continue
+        counts = totals[(rep_id, local_day(moment, zone), channel, direction)]
+        counts[0] += 1
+        if channel == "call" and talk:
+            counts[1] += 1 if talk > 0 else 0
+            counts[2] += talk
+    rows = [
+        {
+            "rep_id": rep_id,
+            "day": day,
+            "channel": channel,
+            "direction": direction,
+            "touches": touches,
+            "answered": answered,
+            "talk_seconds": talk_seconds,
+        }
+        for (rep_id, day, channel, direction), (touches, answered, talk_seconds) in (
+            totals.items()
+        )
+    ]
+    for start in range(0, len(rows), REBUILD_CHUNK):
+        session.execute(insert(TOUCH_DAYS), rows[start : start + REBUILD_CHUNK])
+    return len(rows)

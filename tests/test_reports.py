@@ -1,0 +1,296 @@
+"""Reports against the hand-worked data set of `golden_reports`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from conftest import login
+from golden_reports import CHANGES, KPIS, SUMMARY_2026_11, load_golden
+from test_cli import environment, touchline
+
+from capture import rollups
+from capture.accounts import create_token
+from capture.db import Database, transaction
+from capture.settings import Settings
+
+NOVEMBER = {"kind": "month", "period": "2026-11"}
+
+
+@pytest.fixture
+async def golden(client: Any, database: Database, settings: Settings) -> None:
+    async with transaction(database.writes) as session:
+        await load_golden(session)
+    with database.batch_sessions()() as session, session.begin():
+        rollups.rebuild(session, settings.zone)
+
+
+@pytest.fixture
+async def token(database: Database, golden: None) -> str:
+    async with transaction(database.writes) as session:
+        secret, _ = await create_token(session, "omar@demo.touchline.test")
+        return secret
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_summary_api_matches_golden(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    assert response.status == 200
+    items = {item["email"]: item for item in body["items"]}
+    for email, expected in SUMMARY_2026_11.items():
+        for name, value in expected.items():
+            assert items[email][name] == value, (email, name)
+    assert items["chen@demo.touchline.test"]["calls"] == 0
+    assert body["from"] == "2026-11-01"
+    assert body["to"] == "2026-11-30"
+
+
+async def test_kpi_api_matches_golden(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/reports/kpis", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    assert response.status == 200
+    for key, period in (
+        ("current", "2026-11"),
+        ("previous", "2026-10"),
+        ("year_earlier", "2025-11"),
+    ):
+        assert body[key]["period"] == period
+        for name, value in KPIS[period].items():
+            assert body[key][name] == pytest.approx(value), (key, name)
+    changes = {item["figure"]: item for item in body["comparisons"]}
+    for figure, (previous, year) in CHANGES.items():
+        assert changes[figure]["previous_change"] == pytest.approx(previous), figure
+        assert changes[figure]["year_change"] == pytest.approx(year), figure
+    assert [item["period"] for item in body["trend"]][-1] == "2026-11"
+    assert len(body["trend"]) == 12
+
+
+async def test_quarter_contains_month(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/reports/summary",
+        params={"kind": "quarter", "period": "2026-Q4"},
+        headers=bearer(token),
+    )
+
+    items = {item["email"]: item for item in (await response.json())["items"]}
+    # October adds t7 (90 s) to ben's November.
+    assert items["ben@demo.touchline.test"]["calls_made"] == 2
+    assert items["ben@demo.touchline.test"]["talk_seconds"] == 100
+
+
+async def test_reports_page_shows_golden(client: Any, golden: None) -> None:
+    await login(client, "omar@demo.touchline.test")
+
+    page = await (await client.get("/reports", params=NOVEMBER)).text()
+
+    ana = _row(page, 'data-rep="ana@demo.touchline.test"')
+    conversion = _row(page, 'data-figure="conversion_rate"')
+    assert "$1,500.00" in ana
+    assert "$2,200.00" in ana
+    assert "3 min 30 sec" in ana
+    assert "66.7%" in conversion
+    assert "-33.3%" in conversion
+    assert "<svg" in conversion
+
+
+async def test_reports_page_rep_sees_own_row(client: Any, golden: None) -> None:
+    await login(client, "ana@demo.touchline.test")
+
+    page = await (await client.get("/reports", params=NOVEMBER)).text()
+
+    assert 'data-rep="ana@demo.touchline.test"' in page
+    assert 'data-rep="ben@demo.touchline.test"' not in page
+
+
+async def test_reports_page_in_chinese(client: Any, golden: None) -> None:
+    csrf = await login(client, "omar@demo.touchline.test")
+    await client.post(
+        "/account/language",
+        data={"locale": "zh_Hans", "csrf_token": csrf},
+        allow_redirects=False,
+    )
+
+    page = await (await client.get("/reports", params=NOVEMBER)).text()
+
+    assert "客户指标，2026-11" in page
+    assert "Customer KPIs" not in page
+
+
+async def test_reports_bad_kind_names_field(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/reports/kpis",
+        params={"kind": "week", "period": "2026-11"},
+        headers=bearer(token),
+    )
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "kind"
+
+
+async def test_summary_csv_matches_golden(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/exports/summary.csv", params=NOVEMBER, headers=bearer(token)
+    )
+
+    data = await response.read()
+    assert response.status == 200
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = {
+        row["rep_email"]: row
+        for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    }
+    ana = rows["ana@demo.touchline.test"]
+    assert ana["calls_made"] == "3"
+    assert ana["talk_seconds"] == "210"
+    assert ana["signed_USD"] == "1500.00"
+    assert ana["collected_USD"] == "600.00"
+    assert rows["ben@demo.touchline.test"]["collected_USD"] == ""
+
+
+async def test_calls_xlsx_has_real_dates(client: Any, token: str) -> None:
+    response = await client.get(
+        "/api/v1/exports/calls.xlsx", params=NOVEMBER, headers=bearer(token)
+    )
+
+    sheets = _xlsx_sheets(await response.read())
+    assert response.status == 200
+    rows = sheets["calls"]
+    assert rows[0][2] == "occurred_at (America/Los_Angeles)"
+    # t1..t5 and t10 are November calls locally; t7 is October.
+    assert len(rows) == 1 + 5
+    assert sheets["definitions"][1][0] == "activity_id"
+
+
+async def test_activities_csv_filters_by_rep(
+    client: Any, token: str, database: Database
+) -> None:
+    summary = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+    ben = next(i for i in summary["items"] if i["email"].startswith("ben"))
+
+    response = await client.get(
+        "/api/v1/exports/activities.xlsx",
+        params={**NOVEMBER, "rep": str(ben["rep_id"])},
+        headers=bearer(token),
+    )
+
+    rows = _xlsx_sheets(await response.read())["activities"]
+    channels = sorted(row[8] for row in rows[1:])
+    assert channels == ["call", "meeting"]
+
+
+def _row(page: str, marker: str) -> str:
+    start = page.index(marker)
+    return page[start : page.index("</tr>", start)]
+
+
+NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+
+
+def _xlsx_sheets(data: bytes) -> dict[str, list[list[Any]]]:
+    """Read cell values of each sheet with the standard library only."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    names = [sheet.get("name") for sheet in workbook.iterfind(".//m:sheet", NS)]
+    shared: list[str] = []
+    if "xl/sharedStrings.xml" in archive.namelist():
+        strings = ElementTree.fromstring(archive.read("xl/sharedStrings.xml"))
+        shared = ["".join(si.itertext()) for si in strings.iterfind("m:si", NS)]
+    sheets = {}
+    for number, name in enumerate(names, start=1):
+        root = ElementTree.fromstring(archive.read(f"xl/worksheets/sheet{number}.xml"))
+        sheets[str(name)] = [
+            _cells(row, shared) for row in root.iterfind(".//m:sheetData/m:row", NS)
+        ]
+    return sheets
+
+
+def _cells(row: Any, shared: list[str]) -> list[Any]:
+    cells: list[Any] = []
+    for cell in row.iterfind("m:c", NS):
+        column = _column_index(cell.get("r"))
+        while len(cells) < column:
+            cells.append(None)
+        kind = cell.get("t")
+        if kind == "inlineStr":
+            cells.append("".join(cell.itertext()))
+        elif kind == "s":
+            cells.append(shared[int(cell.findtext("m:v", "", NS))])
+        else:
+            cells.append(float(cell.findtext("m:v", "0", NS)))
+    return cells
+
+
+def _column_index(reference: str | None) -> int:
+    letters = re.match(r"[A-Z]+", reference or "A")
+    index = 0
+    for letter in letters.group(0) if letters else "A":
+        index = index * 26 + ord(letter) - ord("A") + 1
+    return index - 1
+
+
+async def test_cli_summary_export_matches_api(
+    client: Any, token: str, tmp_path: Path, database_url: str
+) -> None:
+    api = await (
+        await client.get(
+            "/api/v1/exports/summary.csv", params=NOVEMBER, headers=bearer(token)
+        )
+    ).read()
+    env = environment(tmp_path, database_url)
+    output = tmp_path / "summary.csv"
+
+    result = touchline(
+        env,
+        "export",
+        "summary",
+        "--kind",
+        "month",
+        "--period",
+        "2026-11",
+        "-o",
+        str(output),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "rows exported" in result.stderr
+    assert output.read_bytes() == api
+
+
+async def test_cli_rebuild_keeps_counts(
+    client: Any, token: str, tmp_path: Path, database_url: str
+) -> None:
+    before = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+
+    result = touchline(environment(tmp_path, database_url), "reports", "rebuild")
+    after = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+
+    assert result.returncode == 0, result.stderr
+    assert after == before
