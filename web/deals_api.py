@@ -20,7 +20,7 @@ from capture.queries import get_customer, parse_id
 from web.access import viewer_of
 from web.keys import DATABASE, SETTINGS
 from web.runtime import current_settings
-from web.values_api import _editor, _json_object, customer_id_of
+from web.values_api import _editor, customer_id_of, json_object
 
 routes = web.RouteTableDef()
 
@@ -96,7 +96,7 @@ async def list_deals(request: web.Request) -> web.Response:
 async def create_deal(request: web.Request) -> web.Response:
     zone = request.app[SETTINGS].zone
     viewer = _editor(viewer_of(request))
-    document = await _json_object(request)
+    document = await json_object(request)
     currency = (await current_settings(request)).currency
     async with transaction(request.app[DATABASE].writes) as session:
         customer = await get_customer(session, viewer, customer_id_of(request))
@@ -109,7 +109,7 @@ async def create_deal(request: web.Request) -> web.Response:
 async def update_deal(request: web.Request) -> web.Response:
     zone = request.app[SETTINGS].zone
     _editor(viewer_of(request))
-    document = await _json_object(request)
+    document = await json_object(request)
     async with transaction(request.app[DATABASE].writes) as session:
         deal = await _visible_deal(request, session)
         await deals.update_deal(session, deal, document, zone)
@@ -121,7 +121,7 @@ async def update_deal(request: web.Request) -> web.Response:
 async def add_payment(request: web.Request) -> web.Response:
     zone = request.app[SETTINGS].zone
     _editor(viewer_of(request))
-    document = await _json_object(request)
+    document = await json_object(request)
     async with transaction(request.app[DATABASE].writes) as session:
         deal = await _visible_deal(request, session)
         payment = await deals.add_payment(session, deal, document, zone)

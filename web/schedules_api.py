@@ -15,7 +15,7 @@ from capture.queries import parse_id
 from reports import schedules
 from web.access import viewer_of
 from web.keys import DATABASE, SETTINGS
-from web.values_api import _json_object
+from web.values_api import json_object
 
 routes = web.RouteTableDef()
 
@@ -61,7 +61,7 @@ async def list_schedules(request: web.Request) -> web.Response:
 async def create_schedule(request: web.Request) -> web.Response:
     viewer = _scheduler(request)
     settings = request.app[SETTINGS]
-    document = await _json_object(request)
+    document = await json_object(request)
     async with transaction(request.app[DATABASE].writes) as session:
         schedule = await schedules.create_schedule(session, document, viewer, settings)
         body = schedule_json(schedule, settings.zone)
