@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.vad import VadOptions
 
+from transcripts import guards
 from transcripts.whisper_models import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,26 @@ SAMPLE_RATE_HZ = 16_000
 DEFAULT_BEAM_SIZE = 5
 # ISO 639-2 code for "undetermined", used when no channel contains speech.
 UNDETERMINED_LANGUAGE = "und"
+# Silero VAD settings, chosen with bench/vad_recall.py on six espeak-ng
+# voices at 8 kHz mu-law (table in docs/benchmarks.md). Without padding, the
+# default threshold of 0.5 detected 95 to 99% of each voice's speech frames
+# and 0.35 detected 97 to 99%; with faster-whisper's padding of 400 ms both
+# keep all of it. The lower threshold leaves a margin for quieter lines, and
+# tests/test_vad_recall.py checks that line hiss still yields no text.
+VAD_THRESHOLD = 0.35
+VAD_OPTIONS = VadOptions(
+    threshold=VAD_THRESHOLD,
+    min_silence_duration_ms=2000,
+    speech_pad_ms=400,
+)
+# Decoding thresholds of openai-whisper, passed explicitly so that an upgrade
+# of faster-whisper cannot change them: a window that compresses better than
+# 2.4 or averages a log-probability under -1.0 is decoded again at a higher
+# temperature, and one with a no-speech probability over 0.6 and a low
+# log-probability is skipped.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
 
 
 class InvalidAudio(ValueError):
@@ -164,12 +186,16 @@ class FasterWhisperEngine:
             # Silero VAD drops silence and line noise, on which Whisper tends
             # to invent text such as "Thank you.".
             vad_filter=True,
+            vad_parameters=VAD_OPTIONS,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            log_prob_threshold=LOG_PROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
             # With VAD, a segment's own start is where its decoding window
             # began, often the end of the previous utterance. The first word's
             # time is where speech starts, so a click on the line seeks there.
             word_timestamps=True,
         )
-        segments = _to_segments(whisper_segments, channel, duration)
+        segments = _to_segments(whisper_segments, channel, duration, samples)
         return segments, info.language, info.duration_after_vad
 
     def _pick_language(self, speech_seconds: dict[str, float]) -> str:
@@ -184,9 +210,12 @@ class FasterWhisperEngine:
 
 
 def _to_segments(
-    whisper_segments: Iterable[WhisperSegment], channel: int, duration: float
+    whisper_segments: Iterable[WhisperSegment],
+    channel: int,
+    duration: float,
+    samples: npt.NDArray[np.float32],
 ) -> list[Segment]:
-    """Convert faster-whisper segments, dropping empty text.
+    """Convert faster-whisper segments, dropping empty and invented text.
 
     Times are clamped to the recording because Whisper's timestamps are
     predicted tokens and can overshoot the end of the audio slightly.
@@ -202,9 +231,32 @@ def _to_segments(
             end = whisper_segment.words[-1].end
         start = min(max(float(start), 0.0), duration)
         end = min(max(float(end), start), duration)
+        audio = samples[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+        reason = _rejection(text, audio)
+        if reason is not None:
+            logger.info(
+                "Dropped segment %.1f-%.1f s of channel %d (%s): %r",
+                start,
+                end,
+                channel,
+                reason,
+                text,
+            )
+            continue
         confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
         segments.append(Segment(channel, start, end, text, confidence))
     return segments
+
+
+def _rejection(text: str, audio: npt.NDArray[np.float32]) -> str | None:
+    """Return why a decoded segment is not speech, or None to keep it."""
+    if guards.is_invented_phrase(text):
+        return "invented phrase"
+    if guards.is_repetitive(text):
+        return "repetition"
+    if guards.is_tonal(audio):
+        return "tone or music"
+    return None
 
 
 def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:
