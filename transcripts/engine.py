@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import Word
 from faster_whisper.vad import VadOptions
 
 from transcripts import guards
@@ -55,6 +56,8 @@ VAD_OPTIONS = VadOptions(
 # temperature, and one with a no-speech probability over 0.6 and a low
 # log-probability is skipped.
 COMPRESSION_RATIO_THRESHOLD = 2.4
+# A pause between words of at least this many seconds starts a new segment.
+UTTERANCE_GAP_SECONDS = 1.0
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 
@@ -222,30 +225,48 @@ def _to_segments(
     """
     segments = []
     for whisper_segment in whisper_segments:
-        text = whisper_segment.text.strip()
-        if not text:
-            continue
-        start, end = whisper_segment.start, whisper_segment.end
-        if whisper_segment.words:
-            start = whisper_segment.words[0].start
-            end = whisper_segment.words[-1].end
-        start = min(max(float(start), 0.0), duration)
-        end = min(max(float(end), start), duration)
-        audio = samples[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-        reason = _rejection(text, audio)
-        if reason is not None:
-            logger.info(
-                "Dropped segment %.1f-%.1f s of channel %d (%s): %r",
-                start,
-                end,
-                channel,
-                reason,
-                text,
-            )
-            continue
         confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
-        segments.append(Segment(channel, start, end, text, confidence))
+        for text, start, end in _utterances(whisper_segment):
+            start = min(max(start, 0.0), duration)
+            end = min(max(end, start), duration)
+            audio = samples[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+            reason = _rejection(text, audio)
+            if reason is not None:
+                logger.info(
+                    "Dropped segment %.1f-%.1f s of channel %d (%s): %r",
+                    start,
+                    end,
+                    channel,
+                    reason,
+                    text,
+                )
+                continue
+            segments.append(Segment(channel, start, end, text, confidence))
     return segments
+
+
+def _utterances(segment: WhisperSegment) -> list[tuple[str, float, float]]:
+    """Split a segment at pauses between its words into (text, start, end).
+
+    The VAD removes silence before decoding, so Whisper can decode two
+    utterances that were seconds apart as one segment. With word times,
+    each pause of UTTERANCE_GAP_SECONDS or more starts a new line, and each
+    line starts at its first word, where a click on it should seek.
+    """
+    if not segment.words:
+        text = segment.text.strip()
+        return [(text, float(segment.start), float(segment.end))] if text else []
+    groups: list[list[Word]] = [[segment.words[0]]]
+    for word in segment.words[1:]:
+        if word.start - groups[-1][-1].end >= UTTERANCE_GAP_SECONDS:
+            groups.append([])
+        groups[-1].append(word)
+    utterances = []
+    for words in groups:
+        text = "".join(word.word for word in words).strip()
+        if text:
+            utterances.append((text, float(words[0].start), float(words[-1].end)))
+    return utterances
 
 
 def _rejection(text: str, audio: npt.NDArray[np.float32]) -> str | None:
