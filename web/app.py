@@ -26,6 +26,7 @@ from web import (
     account,
     admin,
     api,
+    call_jobs,
     customer_value,
     i18n,
     imports_api,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> web.Applicatio
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
     app.router.add_routes(api.routes)
+    app.router.add_routes(call_jobs.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
