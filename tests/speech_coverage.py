@@ -1,7 +1,7 @@
 """Measure how much real speech Silero VAD keeps on telephone-quality audio.
 
 Each voice speaks a few sentences with pauses between them, over low line
-hiss, at 8 kHz; the track is then encoded as 8-bit mu-law the way Twilio
+hiss, at 8 kHz. The track is then encoded as 8-bit mu-law, the way Twilio
 stores recordings. Speech present is every 20 ms frame of the clean
 synthesis louder than -40 dB below its peak. Speech kept is the part of
 those frames that falls inside a span the VAD returns.

@@ -41,9 +41,9 @@ UNDETERMINED_LANGUAGE = "und"
 # Silero VAD settings, chosen with bench/vad_recall.py on six espeak-ng
 # voices at 8 kHz mu-law (table in docs/benchmarks.md). Without padding, the
 # default threshold of 0.5 detected 95 to 99% of each voice's speech frames
-# and 0.35 detected 97 to 99%; with faster-whisper's padding of 400 ms both
-# keep all of it. The lower threshold leaves a margin for quieter lines, and
-# tests/test_vad_recall.py checks that line hiss still yields no text.
+# and 0.35 detected 97 to 99%. With faster-whisper's padding of 400 ms both
+# keep all of it, so the lower threshold is a margin for quieter lines.
+# test_low_noise_has_no_segments checks that line hiss still yields no text.
 VAD_THRESHOLD = 0.35
 VAD_OPTIONS = VadOptions(
     threshold=VAD_THRESHOLD,
@@ -51,9 +51,9 @@ VAD_OPTIONS = VadOptions(
     speech_pad_ms=400,
 )
 # Decoding thresholds of openai-whisper, passed explicitly so that an upgrade
-# of faster-whisper cannot change them: a window that compresses better than
+# of faster-whisper cannot change them. A window that compresses better than
 # 2.4 or averages a log-probability under -1.0 is decoded again at a higher
-# temperature, and one with a no-speech probability over 0.6 and a low
+# temperature. A window with a no-speech probability over 0.6 and a low
 # log-probability is skipped.
 COMPRESSION_RATIO_THRESHOLD = 2.4
 # A pause between words of at least this many seconds starts a new segment.
