@@ -31,10 +31,18 @@ from capture.recordings import TRANSCRIBE_JOB
 # minutes rather than the default test timeout.
 pytestmark = [pytest.mark.speech, pytest.mark.timeout(600)]
 
+# Distinct sentences, so that no channel repeats itself: Whisper's
+# compression-ratio check would take a repeated sentence for a decoding loop.
 SENTENCES = (
     "We can lower the pricing if you sign the contract today.",
     "I will call you back on Thursday afternoon.",
     "Could you send me the proposal by email?",
+    "Our team has used the product for three years.",
+    "The renewal date is the first of March.",
+    "Which plan includes the reporting dashboard?",
+    "I need to check the budget with my manager.",
+    "The installation takes about two weeks.",
+    "Please add our finance director to the next meeting.",
 )
 DONE_LINE = re.compile(r"job (\d+) transcribe_recording done: try=(\d+)")
 
