@@ -383,7 +383,9 @@ def test_segment_split_at_long_word_gap() -> None:
         ]
     )
 
-    segments = _to_segments([joined], channel=2, duration=20.0)
+    noise = np.random.default_rng(7).normal(0, 0.1, 20 * 16_000).astype(np.float32)
+
+    segments = _to_segments([joined], channel=2, duration=20.0, samples=noise)
 
     assert [(s.start, s.end, s.text) for s in segments] == [
         (4.6, 7.1, "I will call."),
@@ -393,8 +395,10 @@ def test_segment_split_at_long_word_gap() -> None:
 
 
 def test_segment_kept_whole_across_short_pause() -> None:
-    spoken = whisper_segment([(1.0, 1.4, " Hello,"), (2.3, 2.9, " Ana.")])
+    spoken = whisper_segment([(1.0, 1.4, " Hello,"), (2.2, 2.9, " Ana.")])
 
-    segments = _to_segments([spoken], channel=1, duration=5.0)
+    noise = np.random.default_rng(7).normal(0, 0.1, 5 * 16_000).astype(np.float32)
+
+    segments = _to_segments([spoken], channel=1, duration=5.0, samples=noise)
 
     assert [(s.start, s.end, s.text) for s in segments] == [(1.0, 2.9, "Hello, Ana.")]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from test_recordings import start_call
 from twilio_params import call_status, new_sid, recording_status
 
+from capture.accounts import create_token
 from capture.db import Database, transaction
 from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
 from capture.models import Job, Recording, Transcript
@@ -213,3 +214,103 @@ async def test_transcribe_rep_channel_per_call_kind(
     assert "contract" in speakers[rest_sid]["customer"]
     assert "contract" in speakers[dial_sid]["rep"], "<Dial> recordings: rep on 1"
     assert "pricing" in speakers[dial_sid]["customer"]
+
+
+CORRUPT_WAV = b"RIFF\x24\x00\x00\x00WAVEnot really audio"
+MANAGER_EMAIL = "mia@demo.touchline.test"
+REP_EMAIL = "ana@demo.touchline.test"
+
+
+async def transcription_job(database: Database) -> Job:
+    async with database.reads() as session:
+        job = await session.scalar(select(Job).where(Job.kind == TRANSCRIBE_JOB))
+    assert job is not None
+    return job
+
+
+async def test_retry_button_queues_dead_job(
+    speech_client: Any, database: Database
+) -> None:
+    call_sid = await store_recording(speech_client, CORRUPT_WAV)
+    csrf = await login(speech_client, MANAGER_EMAIL)
+    page = await (await speech_client.get(f"/calls/{call_sid}")).text()
+    retry_path = f"/calls/{call_sid}/transcription/retry"
+
+    without_token = await speech_client.post(retry_path, allow_redirects=False)
+    response = await speech_client.post(
+        retry_path, data={"csrf_token": csrf}, allow_redirects=False
+    )
+
+    assert f'action="{retry_path}"' in page
+    assert without_token.status == 403
+    assert response.status == 303
+    assert response.headers["Location"] == f"/calls/{call_sid}"
+    job = await transcription_job(database)
+    assert job.status == "queued"
+    assert job.attempts == 0
+    assert job.last_error is not None, "the last error stays until the next try"
+
+
+async def test_retried_job_runs_again(speech_client: Any, database: Database) -> None:
+    call_sid = await store_recording(speech_client, CORRUPT_WAV)
+    csrf = await login(speech_client, ADMIN_EMAIL)
+    await speech_client.post(
+        f"/calls/{call_sid}/transcription/retry", data={"csrf_token": csrf}
+    )
+    worker: Worker = speech_client.app[WORKER]
+
+    ran = await worker.run_once()
+
+    job = await transcription_job(database)
+    assert ran is True
+    assert job.status == "dead"
+    assert job.attempts == 1
+    assert "not transcribed" in (job.last_error or "")
+
+
+async def test_retry_rejected_for_rep(speech_client: Any, database: Database) -> None:
+    call_sid = await store_recording(speech_client, CORRUPT_WAV)
+    csrf = await login(speech_client, REP_EMAIL)
+    page = await (await speech_client.get(f"/calls/{call_sid}")).text()
+
+    response = await speech_client.post(
+        f"/calls/{call_sid}/transcription/retry", data={"csrf_token": csrf}
+    )
+
+    assert "Transcription failed" in page
+    assert "transcription/retry" not in page
+    assert response.status == 403
+    assert (await transcription_job(database)).status == "dead"
+
+
+async def test_retry_api_queues_dead_job(
+    speech_client: Any, database: Database
+) -> None:
+    call_sid = await store_recording(speech_client, CORRUPT_WAV)
+    async with transaction(database.writes) as session:
+        secret, _ = await create_token(session, MANAGER_EMAIL)
+    path = f"/api/v1/calls/{call_sid}/transcription/retry"
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    first = await speech_client.post(path, headers=headers)
+    second = await speech_client.post(path, headers=headers)
+
+    job = await transcription_job(database)
+    assert first.status == 200
+    assert await first.json() == {"job_id": job.id, "status": "queued"}
+    assert second.status == 409
+    assert (await second.json())["field"] == "call_sid"
+    assert job.status == "queued"
+
+
+async def test_retry_api_unknown_call(speech_client: Any, database: Database) -> None:
+    async with transaction(database.writes) as session:
+        secret, _ = await create_token(session, ADMIN_EMAIL)
+
+    response = await speech_client.post(
+        "/api/v1/calls/CA404/transcription/retry",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
+    assert response.status == 404
+    assert (await response.json())["field"] == "call_sid"

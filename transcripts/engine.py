@@ -13,14 +13,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import av
 import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import Word
+from faster_whisper.vad import VadOptions
 
+from transcripts import guards
 from transcripts.whisper_models import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -33,11 +36,30 @@ SAMPLE_RATE_HZ = 16_000
 # real-time factor of 0.10 and 88% word recall with 5 beams, against 0.07 and
 # 86% with greedy decoding (1 beam).
 DEFAULT_BEAM_SIZE = 5
-# Words this far apart are separate utterances, in seconds. Within one turn
-# people pause for under a second; between turns the other side talks.
-SPLIT_GAP_SECONDS = 1.5
 # ISO 639-2 code for "undetermined", used when no channel contains speech.
 UNDETERMINED_LANGUAGE = "und"
+# Silero VAD settings, chosen with bench/vad_recall.py on six espeak-ng
+# voices at 8 kHz mu-law (table in docs/benchmarks.md). Without padding, the
+# default threshold of 0.5 detected 95 to 99% of each voice's speech frames
+# and 0.35 detected 97 to 99%. With faster-whisper's padding of 400 ms both
+# keep all of it, so the lower threshold is a margin for quieter lines.
+# test_low_noise_has_no_segments checks that line hiss still yields no text.
+VAD_THRESHOLD = 0.35
+VAD_OPTIONS = VadOptions(
+    threshold=VAD_THRESHOLD,
+    min_silence_duration_ms=2000,
+    speech_pad_ms=400,
+)
+# Decoding thresholds of openai-whisper, passed explicitly so that an upgrade
+# of faster-whisper cannot change them. A window that compresses better than
+# 2.4 or averages a log-probability under -1.0 is decoded again at a higher
+# temperature. A window with a no-speech probability over 0.6 and a low
+# log-probability is skipped.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+# A pause between words of at least this many seconds starts a new segment.
+UTTERANCE_GAP_SECONDS = 1.0
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
 
 
 class InvalidAudio(ValueError):
@@ -167,12 +189,16 @@ class FasterWhisperEngine:
             # Silero VAD drops silence and line noise, on which Whisper tends
             # to invent text such as "Thank you.".
             vad_filter=True,
+            vad_parameters=VAD_OPTIONS,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            log_prob_threshold=LOG_PROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
             # With VAD, a segment's own start is where its decoding window
             # began, often the end of the previous utterance. The first word's
             # time is where speech starts, so a click on the line seeks there.
             word_timestamps=True,
         )
-        segments = _to_segments(whisper_segments, channel, duration)
+        segments = _to_segments(whisper_segments, channel, duration, samples)
         return segments, info.language, info.duration_after_vad
 
     def _pick_language(self, speech_seconds: dict[str, float]) -> str:
@@ -187,47 +213,71 @@ class FasterWhisperEngine:
 
 
 def _to_segments(
-    whisper_segments: Iterable[WhisperSegment], channel: int, duration: float
+    whisper_segments: Iterable[WhisperSegment],
+    channel: int,
+    duration: float,
+    samples: npt.NDArray[np.float32],
 ) -> list[Segment]:
-    """Convert faster-whisper segments, dropping empty text.
+    """Convert faster-whisper segments, dropping empty and invented text.
 
     Times are clamped to the recording because Whisper's timestamps are
     predicted tokens and can overshoot the end of the audio slightly.
     """
     segments = []
     for whisper_segment in whisper_segments:
-        if not whisper_segment.text.strip():
-            continue
         confidence = min(max(math.exp(whisper_segment.avg_logprob), 0.0), 1.0)
-        for start, end, text in _utterances(whisper_segment):
-            start = min(max(float(start), 0.0), duration)
-            end = min(max(float(end), start), duration)
+        for text, start, end in _utterances(whisper_segment):
+            start = min(max(start, 0.0), duration)
+            end = min(max(end, start), duration)
+            audio = samples[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+            reason = _rejection(text, audio)
+            if reason is not None:
+                logger.info(
+                    "Dropped segment %.1f-%.1f s of channel %d (%s): %r",
+                    start,
+                    end,
+                    channel,
+                    reason,
+                    text,
+                )
+                continue
             segments.append(Segment(channel, start, end, text, confidence))
     return segments
 
 
-def _utterances(segment: WhisperSegment) -> list[tuple[float, float, str]]:
-    """Split a segment where its words are far apart in time.
+def _utterances(segment: WhisperSegment) -> list[tuple[str, float, float]]:
+    """Split a segment at pauses between its words into (text, start, end).
 
-    Voice activity filtering joins the speech of one channel before
-    decoding, so two turns separated by the other side's talk can come back
-    as one segment. A gap of SPLIT_GAP_SECONDS between words is such a
-    boundary; each part gets the times of its own first and last word.
+    The VAD removes silence before decoding, so Whisper can decode two
+    utterances that were seconds apart as one segment. With word times,
+    each pause of UTTERANCE_GAP_SECONDS or more starts a new line, and each
+    line starts at its first word, where a click on it should seek.
     """
-    words = [word for word in segment.words or [] if word.word.strip()]
-    if not words:
-        return [(segment.start, segment.end, segment.text.strip())]
-    parts: list[list[Any]] = [[words[0]]]
-    for word in words[1:]:
-        if word.start - parts[-1][-1].end >= SPLIT_GAP_SECONDS:
-            parts.append([])
-        parts[-1].append(word)
-    if len(parts) == 1:
-        return [(words[0].start, words[-1].end, segment.text.strip())]
-    return [
-        (part[0].start, part[-1].end, "".join(w.word for w in part).strip())
-        for part in parts
-    ]
+    if not segment.words:
+        text = segment.text.strip()
+        return [(text, float(segment.start), float(segment.end))] if text else []
+    groups: list[list[Word]] = [[segment.words[0]]]
+    for word in segment.words[1:]:
+        if word.start - groups[-1][-1].end >= UTTERANCE_GAP_SECONDS:
+            groups.append([])
+        groups[-1].append(word)
+    utterances = []
+    for words in groups:
+        text = "".join(word.word for word in words).strip()
+        if text:
+            utterances.append((text, float(words[0].start), float(words[-1].end)))
+    return utterances
+
+
+def _rejection(text: str, audio: npt.NDArray[np.float32]) -> str | None:
+    """Return why a decoded segment is not speech, or None to keep it."""
+    if guards.is_invented_phrase(text):
+        return "invented phrase"
+    if guards.is_repetitive(text):
+        return "repetition"
+    if guards.is_tonal(audio):
+        return "tone or music"
+    return None
 
 
 def _decode_channels(path: Path) -> list[npt.NDArray[np.float32]]:

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from capture.db import Database
 from capture.models import Call, Transcript, TranscriptSegment
@@ -40,16 +41,27 @@ class Transcriber:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     async def __call__(self, payload: dict[str, Any]) -> None:
-        recording_sid = str(payload["recording_sid"])
+        await self.transcribe(str(payload["recording_sid"]))
+
+    async def transcribe(
+        self, recording_sid: str, *, replace: bool = False
+    ) -> float | None:
+        """Transcribe a stored recording and store its transcript.
+
+        Returns the seconds of audio transcribed, or None when the recording
+        already has a transcript and `replace` is false. With `replace`, the
+        old transcript is deleted in the transaction that adds the new one.
+        Raises PermanentFailure for a recording without a readable file.
+        """
         async with self.database.reads() as session:
             recording = (await session.scalars(recording_query(recording_sid))).one()
             done = await session.scalar(
                 select(Transcript.id).where(Transcript.recording_id == recording.id)
             )
             call = await session.scalar(call_of_recording_query(recording))
-        if done is not None:
+        if done is not None and not replace:
             log.info("recording %s already transcribed", recording_sid)
-            return
+            return None
         if recording.status != "stored" or not recording.file_path:
             raise PermanentFailure(f"recording {recording_sid} has no stored file")
         path = self.settings.data_dir / recording.file_path
@@ -59,7 +71,13 @@ class Transcriber:
             call, recording.channels, self.settings, source=recording.source
         )
         transcript = _transcript(recording.id, engine, result, speakers)
-        await self.writer.run(lambda session: session.add(transcript))
+
+        def store(session: Session) -> None:
+            if replace:
+                _delete_transcript(session, recording.id)
+            session.add(transcript)
+
+        await self.writer.run(store)
         log.info(
             "recording %s transcribed: segments=%s audio=%.1fs elapsed=%.1fs",
             recording_sid,
@@ -67,6 +85,7 @@ class Transcriber:
             result.duration,
             time.monotonic() - started,
         )
+        return result.duration
 
     async def _transcribe(self, path: Path) -> tuple[Engine, TranscriptResult]:
         loop = asyncio.get_running_loop()
@@ -147,3 +166,12 @@ def _transcript(
         text=" ".join(segment.text for segment in result.segments),
         segments=segments,
     )
+
+
+def _delete_transcript(session: Session, recording_id: int) -> None:
+    """Delete the recording's transcript and its segments, if it has one."""
+    old = select(Transcript.id).where(Transcript.recording_id == recording_id)
+    session.execute(
+        delete(TranscriptSegment).where(TranscriptSegment.transcript_id.in_(old))
+    )
+    session.execute(delete(Transcript).where(Transcript.recording_id == recording_id))

@@ -33,6 +33,7 @@ from web import (
     account,
     admin,
     api,
+    call_jobs,
     calling,
     customer_value,
     deals_api,
@@ -160,6 +161,7 @@ def create_app(
     app.router.add_routes(emails.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(calling.routes)
+    app.router.add_routes(call_jobs.routes)
     app.router.add_routes(values_api.routes)
     app.router.add_routes(plans_api.routes)
     app.router.add_routes(plan_pages.routes)

@@ -37,8 +37,9 @@ from capture.settings import Settings, SettingsError, load_settings
 from capture.writer import BatchWriter
 from reports import schedules
 from reports.export import activities_csv, count_activities
-from reports.periods import DateRange, parse_range
+from reports.periods import DateRange, parse_date, parse_range
 from telephony import simulate
+from transcripts.backfill import backfill
 from web import report_cli
 from web.access_log import AccessLog, install_bad_request_filter
 from web.app import build_worker, create_app
@@ -96,6 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="download and transcription worker")
     worker.set_defaults(run=run_worker)
+
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe stored recordings outside the job queue"
+    )
+    transcribe.add_argument(
+        "--backfill",
+        action="store_true",
+        required=True,
+        help="transcribe stored recordings that have no transcript",
+    )
+    transcribe.add_argument(
+        "--from", dest="first", help="first day the recording was stored (ISO date)"
+    )
+    transcribe.add_argument(
+        "--to", dest="last", help="last day the recording was stored (ISO date)"
+    )
+    transcribe.add_argument(
+        "--redo",
+        action="store_true",
+        help="also replace the transcripts that exist",
+    )
+    transcribe.set_defaults(run=run_transcribe)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(
         required=True, metavar="ACTION"
@@ -202,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_of(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    first = parse_date(args.first, "from") if args.first else None
+    last = parse_date(args.last, "to") if args.last else None
+    migrate.upgrade(settings.database_url)
+    summary = asyncio.run(backfill(settings, first, last, redo=args.redo))
+    print(summary.line(), file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
