@@ -150,7 +150,13 @@ def apply_call_statuses(
     rollups.mark_changed(
         session,
         [
-            (s.activity_id, s.occurred_at, s.talk_seconds)
+            (
+                s.activity_id,
+                s.touch.rep_id,
+                s.touch.direction,
+                s.occurred_at,
+                s.talk_seconds,
+            )
             for s in states.values()
             if s.activity_id is not None
         ],

@@ -1,12 +1,13 @@
 """Per-rep daily touch counts (`touch_days`), kept up to date as touches arrive.
 
 Code that inserts touches calls `mark_new` with their ids; code that may
-change a touch's time or talk time calls `mark_changed` with the values
-before the change. The transaction's owner calls `refresh_marked` before it
-commits: it reads the marked touches as they are now, subtracts what they
-counted before, and adds the difference to the (rep, day) rows with one
-upsert. A duplicate webhook changes nothing, so it adds nothing, and a
-late event that moves a call to another day moves its count with it.
+change a touch's rep, direction, time or talk time calls `mark_changed`
+with the values before the change. The transaction's owner calls
+`refresh_marked` before it commits: it reads the marked touches as they
+are now, subtracts what they counted before, and adds the difference to
+the (rep, day) rows with one upsert. A duplicate webhook changes nothing,
+so it adds nothing, and a late event that moves a call to another day
+moves its count with it.
 
 Days are calendar days in the organisation's time zone. After the
 `timezone` setting changes, run `touchline reports rebuild`.
@@ -34,6 +35,8 @@ TOUCH_DAYS = table_of(TouchDay)
 REBUILD_CHUNK = 5000
 
 Key = tuple[int, date, str, str]
+# A touch as it counted before a change: id, rep id, direction, time, talk.
+Before = tuple[int, int | None, str, datetime, int | None]
 
 
 def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
@@ -42,30 +45,38 @@ def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
     new.update(activity_ids)
 
 
-def mark_changed(
-    session: Session, before: Iterable[tuple[int, datetime, int | None]]
-) -> None:
-    """Note touches that may change: (id, time, talk seconds) before the change."""
-    known: dict[int, tuple[datetime, int | None]] = session.info.setdefault(_BEFORE, {})
-    for activity_id, moment, talk in before:
-        known.setdefault(activity_id, (moment, talk))
+def mark_changed(session: Session, before: Iterable[Before]) -> None:
+    """Note touches that may change, with what they counted before the change.
+
+    Each item is (id, rep id, direction, time, talk seconds). The rep and the
+    direction matter as much as the time: a call's rep can become known only
+    when a later leg arrives, and its direction can come from its parent leg.
+    """
+    known: dict[int, Before] = session.info.setdefault(_BEFORE, {})
+    for item in before:
+        known.setdefault(item[0], item)
 
 
 def refresh_marked(session: Session, zone: ZoneInfo) -> int:
     """Add the marked touches' changes to `touch_days`; return the rows changed."""
     new: set[int] = session.info.pop(_NEW, set())
-    before: dict[int, tuple[datetime, int | None]] = session.info.pop(_BEFORE, {})
+    before: dict[int, Before] = session.info.pop(_BEFORE, {})
     if not new and not before:
         return 0
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for activity_id, rep_id, channel, direction, moment, talk in _current(
+    for activity_id, rep_id, channel, direction, moment, talk, automatic in _current(
         session, new | set(before)
     ):
-        _count(deltas, (rep_id, local_day(moment, zone), channel, direction), talk, 1)
+        if automatic:
+            continue
+        if rep_id is not None:
+            key = (rep_id, local_day(moment, zone), channel, direction)
+            _count(deltas, key, talk, 1)
         if activity_id in before and activity_id not in new:
-            old_moment, old_talk = before[activity_id]
-            key = (rep_id, local_day(old_moment, zone), channel, direction)
-            _count(deltas, key, old_talk, -1)
+            _, old_rep, old_direction, old_moment, old_talk = before[activity_id]
+            if old_rep is not None:
+                key = (old_rep, local_day(old_moment, zone), channel, old_direction)
+                _count(deltas, key, old_talk, -1)
     changed = {key: value for key, value in deltas.items() if any(value)}
     _apply(session, changed)
     return len(changed)
@@ -80,13 +91,10 @@ def _current(session: Session, ids: set[int]) -> list[Any]:
             Activity.direction,
             Activity.occurred_at,
             Call.talk_seconds,
+            Activity.automatic,
         )
         .outerjoin(Call, Call.activity_id == Activity.id)
-        .where(
-            Activity.id.in_(ids),
-            Activity.rep_id.is_not(None),
-            Activity.automatic.is_(False),
-        )
+        .where(Activity.id.in_(ids))
     )
     return list(session.execute(query))
 
