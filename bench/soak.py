@@ -1,12 +1,12 @@
 """Soak test: a steady rate of mixed webhooks, then a count of what was kept.
 
 Starts the service on loopback and sends signed webhooks at `--rate` per
-second for `--seconds`: each simulated call sends its four status callbacks
-and, for a share of calls, a completed recording whose media a local
-server returns (real speech made with espeak-ng, so transcription runs
-meanwhile); inbound SMS, SMS status callbacks and reps' emails (raw MIME
-with an API token) come in between. A share
-of requests is sent twice, as Twilio retries do.
+second for `--seconds`. Each simulated call sends its four status
+callbacks. For a share of calls it also sends a completed recording,
+whose media a local server returns: real speech made with espeak-ng, so
+transcription runs meanwhile. Inbound SMS, SMS status callbacks and reps'
+emails (raw MIME with an API token) come in between. A share of requests
+is sent twice, as Twilio retries do.
 
 - `--database sqlite`: one `touchline serve` process on a SQLite file.
 - `--database postgresql`: two `touchline serve --no-worker` processes and
@@ -203,7 +203,7 @@ def sms_requests(number: int, sent: Sent) -> list[tuple[str, dict[str, str]]]:
 
 
 def email_request(number: int, sent: Sent) -> tuple[str, dict[str, str]]:
-    """A rep's email to a customer, as raw MIME for /email/inbound/mime."""
+    """Build a rep's email to a customer, as raw MIME for /email/inbound/mime."""
     rep, customer = REPS[number % len(REPS)], CUSTOMERS[number % len(CUSTOMERS)]
     message_id = f"{uuid.uuid4().hex}@soak.touchline.test"
     sent.emails.add(message_id)
@@ -220,7 +220,7 @@ def email_request(number: int, sent: Sent) -> tuple[str, dict[str, str]]:
 def workload(
     args: argparse.Namespace, media_port: int, sent: Sent
 ) -> list[tuple[str, dict[str, str]]]:
-    """Every request of the run, in sending order, retries included."""
+    """Build every request of the run, in sending order, retries included."""
     rng = random.Random(args.seed)
     total = args.rate * args.seconds
     items: list[tuple[str, dict[str, str]]] = []
@@ -245,7 +245,7 @@ def workload(
 async def send(
     targets: list[str], items: list[tuple[str, dict[str, str]]], rate: int, token: str
 ) -> Results:
-    """Send `items` at `rate` per second, open loop, and time each answer."""
+    """Send `items` at `rate` per second, open loop, and time each response."""
     validator = RequestValidator(TOKEN)
     results = Results()
     started = time.perf_counter()

@@ -15,7 +15,7 @@ from yarl import URL
 
 from web.app import create_app
 
-# Routes that answer without a login. Webhooks check their own signature.
+# Routes that respond without a login. Webhooks check their own signature.
 PUBLIC = {
     "/healthz",
     "/metrics",
