@@ -181,6 +181,22 @@ def apply_call_statuses(
     _insert_calls(session, created, states, with_ids=bool(new_legs))
     _update_calls(session, [s for sid, s in states.items() if sid not in created])
     _write_legs(session, legs, new_legs, states)
+    rollups.mark_current(
+        session,
+        [
+            (
+                s.activity_id,
+                s.touch.rep_id,
+                "call",
+                s.touch.direction,
+                s.occurred_at,
+                s.talk_seconds,
+                False,
+            )
+            for s in states.values()
+            if s.activity_id is not None
+        ],
+    )
     results = []
     for event in events:
         # A repeat of an event, earlier or in this same batch, is a duplicate.

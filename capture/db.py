@@ -80,7 +80,7 @@ def create_sync_engine(database_url: str) -> Engine:
         engine = sqlalchemy.create_engine(
             url, connect_args={"check_same_thread": False}, hide_parameters=True
         )
-        _configure_sqlite(engine, immediate=True)
+        _configure_sqlite(engine, immediate=True, driver_begin=True)
         return engine
     return sqlalchemy.create_engine(
         url, pool_pre_ping=True, pool_size=2, hide_parameters=True
@@ -92,7 +92,16 @@ def _make_folder(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
+def _configure_sqlite(
+    sync_engine: Engine, immediate: bool, *, driver_begin: bool = False
+) -> None:
+    """Set SQLite's options on each new connection and issue BEGIN ourselves.
+
+    With `driver_begin` (synchronous engines only), BEGIN goes straight to
+    sqlite3, which takes a third of the time of a statement through
+    SQLAlchemy; the batch writer begins a transaction per batch.
+    """
+
     @event.listens_for(sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling breaks SAVEPOINT and defers
@@ -110,7 +119,10 @@ def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        if driver_begin:
+            connection.connection.driver_connection.execute(begin)
+        else:
+            connection.exec_driver_sql(begin)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,6 +9,10 @@ the (rep, day) rows with one upsert. A duplicate webhook changes nothing,
 so it adds nothing, and a late event that moves a call to another day
 moves its count with it.
 
+Code that holds the touches' values after its change may pass them with
+`mark_current`, which spares `refresh_marked` reading them back. A later
+`mark_changed` of the same touch in the transaction discards them.
+
 Days are calendar days in the organisation's time zone. After the
 `timezone` setting changes, run `touchline reports rebuild`.
 """
@@ -21,15 +25,17 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from capture.models import Activity, Call, TouchDay, table_of
+from capture.sql import Prepared
 
 # session.info keys of the marks waiting for `refresh_marked`.
 _NEW = "rollups.new"
 _BEFORE = "rollups.before"
+_CURRENT = "rollups.current"
 TOUCH_DAYS = table_of(TouchDay)
 # Rows of one INSERT when a rebuild writes the whole table.
 REBUILD_CHUNK = 5000
@@ -37,6 +43,8 @@ REBUILD_CHUNK = 5000
 Key = tuple[int, date, str, str]
 # A touch as it counted before a change: id, rep id, direction, time, talk.
 Before = tuple[int, int | None, str, datetime, int | None]
+# A touch as it counts now: id, rep id, channel, direction, time, talk, automatic.
+Current = tuple[int, int | None, str, str, datetime, int | None, bool]
 
 
 def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
@@ -53,19 +61,29 @@ def mark_changed(session: Session, before: Iterable[Before]) -> None:
     when a later leg arrives, and its direction can come from its parent leg.
     """
     known: dict[int, Before] = session.info.setdefault(_BEFORE, {})
+    current: dict[int, Current] = session.info.get(_CURRENT, {})
     for item in before:
         known.setdefault(item[0], item)
+        current.pop(item[0], None)
+
+
+def mark_current(session: Session, rows: Iterable[Current]) -> None:
+    """Note marked touches' values after the transaction's last change to them."""
+    current: dict[int, Current] = session.info.setdefault(_CURRENT, {})
+    for row in rows:
+        current[row[0]] = row
 
 
 def refresh_marked(session: Session, zone: ZoneInfo) -> int:
     """Add the marked touches' changes to `touch_days`; return the rows changed."""
     new: set[int] = session.info.pop(_NEW, set())
     before: dict[int, Before] = session.info.pop(_BEFORE, {})
+    current: dict[int, Current] = session.info.pop(_CURRENT, {})
     if not new and not before:
         return 0
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     for activity_id, rep_id, channel, direction, moment, talk, automatic in _current(
-        session, new | set(before)
+        session, new | set(before), current
     ):
         if automatic:
             continue
@@ -82,7 +100,11 @@ def refresh_marked(session: Session, zone: ZoneInfo) -> int:
     return len(changed)
 
 
-def _current(session: Session, ids: set[int]) -> list[Any]:
+def _current(session: Session, ids: set[int], known: dict[int, Current]) -> list[Any]:
+    rows: list[Any] = [known[id_] for id_ in ids if id_ in known]
+    missing = [id_ for id_ in ids if id_ not in known]
+    if not missing:
+        return rows
     query = (
         select(
             Activity.id,
@@ -94,9 +116,10 @@ def _current(session: Session, ids: set[int]) -> list[Any]:
             Activity.automatic,
         )
         .outerjoin(Call, Call.activity_id == Activity.id)
-        .where(Activity.id.in_(ids))
+        .where(Activity.id.in_(missing))
     )
-    return list(session.execute(query))
+    rows.extend(session.execute(query))
+    return rows
 
 
 def _count(deltas: dict[Key, list[int]], key: Key, talk: int | None, sign: int) -> None:
@@ -107,14 +130,12 @@ def _count(deltas: dict[Key, list[int]], key: Key, talk: int | None, sign: int) 
         counts[2] += sign * talk
 
 
-def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
-    """Add `deltas` to their rows in one upsert, then drop rows left at zero."""
-    if not deltas:
-        return
-    dialect = session.get_bind().dialect.name
+def _upsert(dialect: str) -> Any:
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(TOUCH_DAYS)
-    statement = statement.on_conflict_do_update(
+    statement = module.insert(TOUCH_DAYS).values(
+        {name: bindparam(name) for name in COUNTED}
+    )
+    return statement.on_conflict_do_update(
         index_elements=["rep_id", "day", "channel", "direction"],
         set_={
             "touches": TOUCH_DAYS.c.touches + statement.excluded.touches,
@@ -122,21 +143,32 @@ def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
             "talk_seconds": TOUCH_DAYS.c.talk_seconds + statement.excluded.talk_seconds,
         },
     )
-    rows = [
-        {
-            "rep_id": rep_id,
-            "day": day,
-            "channel": channel,
-            "direction": direction,
-            "touches": touches,
-            "answered": answered,
-            "talk_seconds": talk,
-        }
-        for (rep_id, day, channel, direction), (touches, answered, talk) in sorted(
-            deltas.items()
-        )
-    ]
-    session.execute(statement, rows)
+
+
+COUNTED = (
+    "rep_id",
+    "day",
+    "channel",
+    "direction",
+    "touches",
+    "answered",
+    "talk_seconds",
+)
+# Compiled once: the writer runs it in every batch that adds a touch.
+UPSERT = Prepared(_upsert)
+
+
+def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
+    """Add `deltas` to their rows in one upsert, then drop rows left at zero."""
+    if not deltas:
+        return
+    UPSERT.run_many(
+        session,
+        [
+            dict(zip(COUNTED, (*key, *counts), strict=True))
+            for key, counts in sorted(deltas.items())
+        ],
+    )
     if any(counts[0] < 0 for counts in deltas.values()):
         reps = {key[0] for key in deltas}
         session.execute(

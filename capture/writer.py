@@ -18,6 +18,11 @@ loop in one callback.
 
 If a batch raises, it is rolled back and each of its changes runs again in a
 transaction of its own, so one bad request cannot fail the others.
+
+The thread keeps one database connection open between batches: taking a
+connection from the pool and handing it back cost about a sixth of a
+batch. A batch that fails closes the connection, so a connection the
+server dropped is replaced by the next batch.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +89,8 @@ class BatchWriter:
         # A factory, so that the engine is created when the writer starts.
         self.session_factory = sessions
         self.sessions: sessionmaker[Session] | None = None
+        # Used by the writer's thread only.
+        self.connection: Connection | None = None
         self.max_batch = max_batch
         # The organisation's time zone, which decides the day of a touch count.
         self.zone = zone or ZoneInfo("UTC")
@@ -156,6 +164,7 @@ class BatchWriter:
                 self.items += len(batch)
                 outcomes = self._write_batch(batch)
                 self._deliver_threadsafe(batch, outcomes)
+        self._close_connection()
 
     def _deliver_threadsafe(self, batch: list[_Item], outcomes: list[_Outcome]) -> None:
         assert self.loop is not None
@@ -196,14 +205,35 @@ class BatchWriter:
         for index, item in enumerate(batch):
             groups.setdefault(item.apply, []).append(index)
         results: list[Any] = [None] * len(batch)
-        with self.sessions() as session, session.begin():
-            for apply, indexes in groups.items():
-                outputs = apply(session, [batch[i].payload for i in indexes])
-                for index, output in zip(indexes, outputs, strict=True):
-                    results[index] = output
-            rollups.refresh_marked(session, self.zone)
+        try:
+            with self.sessions(bind=self._connection()) as session, session.begin():
+                for apply, indexes in groups.items():
+                    outputs = apply(session, [batch[i].payload for i in indexes])
+                    for index, output in zip(indexes, outputs, strict=True):
+                        results[index] = output
+                rollups.refresh_marked(session, self.zone)
+        except BaseException:
+            self._close_connection()
+            raise
         self.batches += 1
         return results
+
+    def _connection(self) -> Connection:
+        if self.connection is None:
+            assert self.sessions is not None
+            engine: Engine = self.sessions.kw["bind"]
+            self.connection = engine.connect()
+        return self.connection
+
+    def _close_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except Exception as error:
+            # A connection the server dropped can fail to close; it is gone anyway.
+            log.warning("closing the writer's connection failed: %r", error)
 
 
 def _deliver(batch: list[_Item], outcomes: list[_Outcome]) -> None:
