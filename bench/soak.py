@@ -18,7 +18,7 @@ sent is stored exactly once, and reports latency percentiles, errors, and
 each process's memory (RSS) over time.
 
 Run: .venv/bin/python bench/soak.py [--database sqlite] [--rate 200]
-     [--seconds 600] [--recording-share 0.02]
+     [--seconds 600] [--recording-share 0.02] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -423,10 +423,13 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         command = [touchline, "serve", "--port", str(port)]
         if args.database == "postgresql":
             command.append("--no-worker")
-        processes[f"web-{index + 1}"] = start(command, env)
+        processes[f"web-{index + 1}"] = start(
+            command, env, _log_file(args, f"web-{index + 1}")
+        )
     if args.database == "postgresql":
         for index in range(3):
-            processes[f"worker-{index + 1}"] = start([touchline, "worker"], env)
+            name = f"worker-{index + 1}"
+            processes[name] = start([touchline, "worker"], env, _log_file(args, name))
     sent = Sent()
     memory: dict[str, list[float]] = {}
     try:
@@ -457,6 +460,13 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         assert pg_name is not None
         await drop_pg_database(pg_name)
     return report(args, sent, results, elapsed, stored, memory)
+
+
+def _log_file(args: argparse.Namespace, name: str) -> Path | None:
+    if args.logs is None:
+        return None
+    args.logs.mkdir(parents=True, exist_ok=True)
+    return args.logs / f"{name}.log"
 
 
 def report(
@@ -528,6 +538,9 @@ def main() -> int:
         "--drain", type=int, default=5, help="seconds to wait for jobs before counting"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.add_argument(
+        "--logs", type=Path, help="folder for each server process's log (default: none)"
+    )
     args = parser.parse_args()
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:

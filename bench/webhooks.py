@@ -184,10 +184,18 @@ def _milliseconds(text: str) -> float:
     return number * 1000
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def start(
+    command: list[str], env: dict[str, str], log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server process; its output goes to `log`, or nowhere."""
+    if log is None:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -106,6 +106,11 @@ class CallStatusEvent:
         """The SID of the call this event belongs to."""
         return self.parent_call_sid or self.call_sid
 
+    @property
+    def lock_key(self) -> str:
+        """The writer's lock: one call's events are written one batch at a time."""
+        return "call:" + self.parent_sid
+
 
 @dataclass(frozen=True)
 class CallResult:

@@ -145,6 +145,10 @@ class Ledgered:
     payload: Any
     entry: LedgerEntry
 
+    @property
+    def lock_key(self) -> str | None:
+        return getattr(self.payload, "lock_key", None)
+
 
 _WRAPPED: dict[BulkApply, BulkApply] = {}
 

@@ -54,6 +54,11 @@ class MessageStatusEvent:
     # MediaUrl{N} and MediaContentType{N} of an inbound MMS.
     media: tuple[MediaRef, ...] = ()
 
+    @property
+    def lock_key(self) -> str:
+        """The writer's lock: one message's events are written one batch at a time."""
+        return "message:" + self.message_sid
+
 
 @dataclass(frozen=True)
 class MessageResult:

@@ -35,6 +35,11 @@ class RecordingStatusEvent:
     source: str
     started_at: datetime | None
 
+    @property
+    def lock_key(self) -> str:
+        """The writer's lock, shared with the call's status events."""
+        return "call:" + self.call_sid
+
 
 @dataclass(frozen=True)
 class RecordingResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -280,6 +281,43 @@ class _Compiled:
         if self.positions is None:
             return values
         return tuple(values[name] for name in self.positions)
+
+
+def lock_keys(session: Session, keys: Iterable[str]) -> None:
+    """Hold a lock on each key until the transaction ends (PostgreSQL only).
+
+    Two web processes can receive callbacks of the same call at once. Without
+    a lock both find no stored call, both insert it, and one batch fails on
+    the unique key. Each key maps to a transaction-level advisory lock, and
+    the locks are taken in ascending order, so two transactions never wait
+    on each other in a cycle through them. On SQLite nothing is done,
+    because BEGIN IMMEDIATE already lets one writing transaction run at a
+    time. Two keys that share a 32-bit hash only wait for each other.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    hashes = sorted({_lock_hash(key) for key in keys})
+    if not hashes:
+        return
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::int4[]) AS key",
+            (ADVISORY_LOCK_SPACE, hashes),
+        )
+    finally:
+        cursor.close()
+
+
+# The first of PostgreSQL's two advisory lock keys, for the writer's locks.
+ADVISORY_LOCK_SPACE = 0x544C
+
+
+def _lock_hash(key: str) -> int:
+    # CRC-32 as a signed 32-bit integer, the type of an advisory lock key.
+    value = zlib.crc32(key.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def utc(value: Any) -> datetime:

@@ -19,6 +19,11 @@ loop in one callback.
 If a batch raises, it is rolled back and each of its changes runs again in a
 transaction of its own, so one bad request cannot fail the others.
 
+Several web processes may write to one PostgreSQL database. A payload can
+name the resource it writes with a `lock_key` (a call, a message), and a
+batch takes the advisory locks of all its keys before its first change,
+so two processes never both create the same call.
+
 The thread keeps one database connection open between batches: taking a
 connection from the pool and handing it back cost about a sixth of a
 batch. A batch that fails closes the connection, so a connection the
@@ -41,6 +46,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from capture import rollups
+from capture.sql import lock_keys
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +191,9 @@ class BatchWriter:
         return [self._write_alone(item) for item in batch]
 
     def _write_alone(self, item: _Item) -> _Outcome:
-        # A conflict with another process (both created the same call) passes
-        # once the other commit is visible, so one retry is enough.
+        # A conflict with another process (both wrote the same row) passes
+        # once the other commit is visible, so one retry is enough. Callbacks
+        # of one call or message take a lock first and do not conflict.
         for attempt in (1, 2):
             try:
                 [result] = self._commit([item])
@@ -207,6 +214,7 @@ class BatchWriter:
         results: list[Any] = [None] * len(batch)
         try:
             with self.sessions(bind=self._connection()) as session, session.begin():
+                lock_keys(session, _lock_keys_of(batch))
                 for apply, indexes in groups.items():
                     outputs = apply(session, [batch[i].payload for i in indexes])
                     for index, output in zip(indexes, outputs, strict=True):
@@ -234,6 +242,16 @@ class BatchWriter:
         except Exception as error:
             # A connection the server dropped can fail to close; it is gone anyway.
             log.warning("closing the writer's connection failed: %r", error)
+
+
+def _lock_keys_of(batch: list[_Item]) -> list[str]:
+    """Keys of the resources the batch writes; see `capture.sql.lock_keys`."""
+    keys = []
+    for item in batch:
+        key = getattr(item.payload, "lock_key", None)
+        if key is not None:
+            keys.append(key)
+    return keys
 
 
 def _deliver(batch: list[_Item], outcomes: list[_Outcome]) -> None:

@@ -1,0 +1,93 @@
+"""Two writers, as in two web processes, storing callbacks of the same new call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from capture.calls import CallStatusEvent, apply_call_statuses
+from capture.db import Database, create_sync_engine
+from capture.demo_data import CUSTOMERS, REPS
+from capture.models import Call, CallEvent
+from capture.settings import Settings
+from capture.sql import lock_keys
+from capture.writer import BatchWriter
+
+SID = "CA" + "7" * 32
+
+
+def status(name: str, sequence: int) -> CallStatusEvent:
+    return CallStatusEvent(
+        call_sid=SID,
+        parent_call_sid=None,
+        from_party=REPS[0].phone,
+        to_party=CUSTOMERS[0].phone,
+        status=name,
+        twilio_direction="outbound-api",
+        sequence_number=sequence,
+        occurred_at=datetime(2026, 11, 2, 16, sequence, tzinfo=UTC),
+        call_duration=None,
+    )
+
+
+def wait_for_lock_wait(session: Session, seconds: float = 20) -> None:
+    """Return once another backend waits on a lock, as the second writer must."""
+    deadline = time.monotonic() + seconds
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    while time.monotonic() < deadline:
+        if session.execute(query).scalar_one():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the second writer never waited for the first")
+
+
+async def test_second_writer_waits_for_new_call(
+    database: Database,
+    settings: Settings,
+    demo: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("SQLite lets one writing transaction run at a time")
+    region = settings.default_region
+    engine = create_sync_engine(settings.database_url)
+    watcher = create_sync_engine(settings.database_url)
+    writer = BatchWriter(database.batch_sessions)
+    await writer.start()
+    caplog.set_level(logging.WARNING, logger="capture.writer")
+    try:
+        # The first process has created the call and not committed yet.
+        with Session(engine) as first, first.begin():
+            event = status("initiated", 0)
+            lock_keys(first, [event.lock_key])
+            apply_call_statuses(first, [event], region)
+            pending = asyncio.ensure_future(
+                writer.submit(
+                    lambda session, items: apply_call_statuses(session, items, region),
+                    status("ringing", 1),
+                )
+            )
+            with Session(watcher) as watching:
+                await asyncio.to_thread(wait_for_lock_wait, watching)
+        result = await pending
+    finally:
+        await writer.stop()
+        engine.dispose()
+        watcher.dispose()
+
+    assert str(result.outcome) == "updated"
+    assert [r.message for r in caplog.records if "failed" in r.message] == []
+    async with database.reads() as session:
+        calls = await session.scalar(select(func.count()).select_from(Call))
+        events = await session.scalar(select(func.count()).select_from(CallEvent))
+    assert calls == 1
+    assert events == 2
