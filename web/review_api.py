@@ -191,6 +191,7 @@ def comment_json(thread: CommentThread, zone: ZoneInfo) -> dict[str, Any]:
     comment = thread.comment
     return {
         "id": comment.id,
+        "parent_id": comment.parent_id,
         "at_ms": comment.at_ms,
         "body": comment.body,
         "author": comment.author.email if comment.author else None,
