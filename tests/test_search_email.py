@@ -191,6 +191,8 @@ async def test_email_search_respects_access(
     by_chen = await found(CHEN)
     by_manager = await found(MANAGER)
     by_ops = await found(OPS)
+    await login(mail_client, BEN)
+    page = await (await mail_client.get("/search", params={"q": "renewal"})).text()
 
     everyone = {ana["email_id"], chen["email_id"], ben["email_id"]}
     assert set(by_ana) == {ana["email_id"], ben["email_id"]}
@@ -201,6 +203,9 @@ async def test_email_search_respects_access(
     assert set(by_chen) == {chen["email_id"]}
     assert set(by_manager) == {ana["email_id"], ben["email_id"]}
     assert set(by_ops) == everyone
+    assert "Harbor Freight Co" in page
+    assert f'href="/customers/{ben["customer_id"]}' not in page
+    assert f'href="/emails/{ben["email_id"]}"' in page
 
 
 async def test_email_search_filters(
