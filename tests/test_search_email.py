@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -39,15 +40,24 @@ ADMIN = "ada@demo.touchline.test"
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path / "data", database_url, **mail_overrides(free_port()))
+    return make_settings(tmp_path / "data", database_url, **mail_overrides(0))
 
 
 @pytest.fixture
 async def mail_client(
     aiohttp_client: Any, settings: Settings, demo: None
 ) -> TestClient[Any, Any]:
-    app = create_app(settings, run_worker=False, run_smtp=True)
-    return await start_client(aiohttp_client, app)
+    return await start_client(aiohttp_client, create_app(settings, run_worker=False))
+
+
+@pytest.fixture
+async def smtp_client(
+    aiohttp_client: Any, settings: Settings, demo: None
+) -> tuple[TestClient[Any, Any], int]:
+    """A server with the SMTP capture listener on a free port, and that port."""
+    listening = replace(settings, smtp_port=free_port())
+    app = create_app(listening, run_worker=False, run_smtp=True)
+    return await start_client(aiohttp_client, app), listening.smtp_port
 
 
 async def deliver(
@@ -138,17 +148,16 @@ async def test_email_html_only_searched_as_text(
 
 
 async def test_email_chinese_over_smtp(
-    mail_client: TestClient[Any, Any], settings: Settings, database: Database
+    smtp_client: tuple[TestClient[Any, Any], int], database: Database
 ) -> None:
+    mail_client, smtp_port = smtp_client
     message = make_email(HARBOR, ANA, "报价单：第二版", "")
     message.set_content(
         "您好，附上报价。我们下周签合同。".encode("gb18030"), "text", "plain"
     )
     del message["Content-Type"]
     message["Content-Type"] = 'text/plain; charset="gb2312"'
-    await asyncio.to_thread(
-        send_smtp, settings.smtp_port, message.as_bytes(), HARBOR, [CAPTURE]
-    )
+    await asyncio.to_thread(send_smtp, smtp_port, message.as_bytes(), HARBOR, [CAPTURE])
     headers = await bearer(database, ANA)
 
     two = await search_api(mail_client, headers, q="合同")
