@@ -1,18 +1,26 @@
-"""Comments pinned to a moment of a call, with replies and @mentions of users."""
+"""Comments pinned to a moment of a call, with replies and @mentions of users.
+
+Anyone who may review a call may comment on it. Only a comment's author may
+edit or delete it. A comment, new or edited, may set the customer's
+next-step plan.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from capture.access import Viewer, visible_calls
-from capture.errors import InvalidInput, NotFound
+from capture.errors import Conflict, Forbidden, InvalidInput, NotFound
 from capture.models import Activity, Call, CallComment, CommentMention, User
 from capture.next_step import set_next_step
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 4000
 # Maximum moment of a comment: 24 hours into the recording.
@@ -82,14 +90,34 @@ async def _can_see_call(session: AsyncSession, viewer: Viewer, call_id: int) -> 
     return found is not None
 
 
-def _check(new: NewComment) -> str:
-    body = new.body.strip()
+@dataclass(frozen=True)
+class CommentChange:
+    """An edit of a comment. A field left None keeps that part unchanged."""
+
+    body: str | None = None
+    at_ms: int | None = None
+    # Set or change the customer's next-step plan, as a new comment can.
+    plan_purpose: str | None = None
+    plan_note: str = ""
+
+
+def _checked_body(raw: str) -> str:
+    body = raw.strip()
     if not body:
         raise InvalidInput("body is missing; write the comment", "body")
     if len(body) > MAX_BODY_LENGTH:
         raise InvalidInput(f"body is longer than {MAX_BODY_LENGTH} characters", "body")
-    if not 0 <= new.at_ms <= MAX_AT_MS:
-        raise InvalidInput(f"at {new.at_ms / 1000} s is outside the recording", "at")
+    return body
+
+
+def _check_moment(at_ms: int) -> None:
+    if not 0 <= at_ms <= MAX_AT_MS:
+        raise InvalidInput(f"at {at_ms / 1000} s is outside the recording", "at")
+
+
+def _check(new: NewComment) -> str:
+    body = _checked_body(new.body)
+    _check_moment(new.at_ms)
     return body
 
 
@@ -126,7 +154,9 @@ async def add_comment(
         body=body,
     )
     if new.plan_purpose:
-        comment.plan_id = await _plan_of_comment(session, author, call, new)
+        comment.plan_id = await _plan_of_comment(
+            session, author, call, new.plan_purpose, new.plan_note
+        )
     session.add(comment)
     await session.flush()
     for user in mentioned:
@@ -136,17 +166,140 @@ async def add_comment(
 
 
 async def _plan_of_comment(
-    session: AsyncSession, author: User, call: Call, new: NewComment
+    session: AsyncSession, author: User, call: Call, purpose: str, note: str
 ) -> int:
     customer_id = await session.scalar(
         select(Activity.customer_id).where(Activity.id == call.activity_id)
     )
     if customer_id is None:
         raise InvalidInput("the call has no customer to plan for", "plan_purpose")
-    plan = await set_next_step(
-        session, customer_id, author.id, str(new.plan_purpose), new.plan_note.strip()
-    )
+    plan = await set_next_step(session, customer_id, author.id, purpose, note.strip())
     return plan.id
+
+
+async def own_comment(
+    session: AsyncSession, viewer: Viewer, call: Call, comment_id: int
+) -> CallComment:
+    """Return a comment of the call that the viewer wrote.
+
+    Raises NotFound when the call has no such comment, and Forbidden when
+    another user wrote it.
+    """
+    comment = await session.get(CallComment, comment_id)
+    if comment is None or comment.call_id != call.id:
+        raise NotFound(
+            f"comment {comment_id} not found on call {call.call_sid}", "comment_id"
+        )
+    if comment.author_id != viewer.user_id:
+        raise Forbidden(
+            f"comment {comment_id} was written by another user; only its author "
+            "may change or delete it",
+            "comment_id",
+        )
+    return comment
+
+
+async def edit_comment(
+    session: AsyncSession,
+    author: User,
+    call: Call,
+    comment: CallComment,
+    change: CommentChange,
+) -> CallComment:
+    """Apply an edit of the author's own comment in the caller's transaction.
+
+    A new body replaces the comment's mentions. A new moment is only for a
+    comment that starts a thread, and its replies move with it.
+    """
+    body = None if change.body is None else _checked_body(change.body)
+    if change.at_ms is not None:
+        if comment.parent_id is not None:
+            raise InvalidInput(
+                f"comment {comment.id} is a reply, which keeps the moment of "
+                f"comment {comment.parent_id}",
+                "at",
+            )
+        _check_moment(change.at_ms)
+    mentioned = None if body is None else await _mentioned_users(session, body, call.id)
+    if change.plan_purpose:
+        comment.plan_id = await _plan_of_comment(
+            session, author, call, change.plan_purpose, change.plan_note
+        )
+    if body is not None and mentioned is not None:
+        comment.body = body
+        await _replace_mentions(session, comment.id, mentioned)
+    if change.at_ms is not None:
+        comment.at_ms = change.at_ms
+        await session.execute(
+            update(CallComment)
+            .where(CallComment.parent_id == comment.id)
+            .values(at_ms=change.at_ms)
+        )
+    await session.flush()
+    log.info(
+        "comment edited: comment=%s call=%s author=%s", comment.id, call.id, author.id
+    )
+    return comment
+
+
+async def _replace_mentions(
+    session: AsyncSession, comment_id: int, mentioned: list[User]
+) -> None:
+    await session.execute(
+        delete(CommentMention).where(CommentMention.comment_id == comment_id)
+    )
+    for user in mentioned:
+        session.add(CommentMention(comment_id=comment_id, user_id=user.id))
+
+
+async def delete_comment(
+    session: AsyncSession, call: Call, comment: CallComment
+) -> None:
+    """Delete the author's own comment and the author's replies to it.
+
+    A comment that others replied to stays, so that their words are not lost
+    with it. A plan that the comment set stays too.
+    """
+    replies = list(
+        await session.scalars(
+            select(CallComment).where(CallComment.parent_id == comment.id)
+        )
+    )
+    others = [reply.id for reply in replies if reply.author_id != comment.author_id]
+    if others:
+        raise Conflict(
+            f"comment {comment.id} has replies from other users; edit it instead",
+            "comment_id",
+        )
+    ids = [comment.id, *(reply.id for reply in replies)]
+    await session.execute(
+        delete(CommentMention).where(CommentMention.comment_id.in_(ids))
+    )
+    await session.execute(
+        delete(CallComment)
+        .where(CallComment.id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    log.info(
+        "comment deleted: comment=%s call=%s author=%s replies=%s",
+        comment.id,
+        call.id,
+        comment.author_id,
+        len(replies),
+    )
+
+
+async def comment_thread(
+    session: AsyncSession, call_id: int, comment_id: int
+) -> CommentThread:
+    """Return one comment of the call with its mentions and replies."""
+    for thread in await call_comments(session, call_id):
+        if thread.comment.id == comment_id:
+            return thread
+        for reply in thread.replies:
+            if reply.comment.id == comment_id:
+                return reply
+    raise NotFound(f"comment {comment_id} not found", "comment_id")
 
 
 async def call_comments(session: AsyncSession, call_id: int) -> list[CommentThread]:

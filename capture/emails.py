@@ -24,6 +24,7 @@ from capture.email_files import SavedAttachment
 from capture.email_headers import subject_key
 from capture.email_match import EmailParties, addresses_text, resolve_parties
 from capture.email_parse import ParsedEmail, message_key_of, now_or
+from capture.email_text import html_text_of
 from capture.models import Activity, Email, EmailAttachment
 from capture.stream import plan_open_at
 
@@ -125,6 +126,7 @@ def _new_email(
         cc_addresses=addresses_text(parties.cc),
         text_body=parsed.text,
         html_body=parsed.html,
+        html_text=html_text_of(parsed.text, parsed.html),
         automatic_reason=parsed.automatic_reason,
         forwarded_by=parties.forwarded_by,
         source=incoming.source,

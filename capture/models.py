@@ -479,6 +479,9 @@ class Email(Base):
     cc_addresses: Mapped[str] = mapped_column(Text, default="")
     text_body: Mapped[str] = mapped_column(Text, default="")
     html_body: Mapped[str] = mapped_column(Text, default="")
+    # The text of `html_body` when the email has no text body, else empty;
+    # search indexes it with the subject and `text_body`.
+    html_text: Mapped[str] = mapped_column(Text, default="")
     # Why the email counts as automatic (auto-submitted, autoreply, bounce,
     # out-of-office, bulk); None for mail a person wrote.
     automatic_reason: Mapped[str | None] = mapped_column(String(32))

@@ -225,6 +225,23 @@ async def customer_stream(
     return list((await session.execute(query)).scalars())
 
 
+async def touch_position(
+    session: AsyncSession, customer_id: int, activity_id: int
+) -> tuple[datetime, int] | None:
+    """Return the `before` of `customer_stream` whose page starts at a touch.
+
+    None when the customer has no such touch.
+    """
+    occurred_at = await session.scalar(
+        select(Activity.occurred_at).where(
+            Activity.id == activity_id, Activity.customer_id == customer_id
+        )
+    )
+    if occurred_at is None:
+        return None
+    return occurred_at, activity_id + 1
+
+
 async def call_detail(
     session: AsyncSession, viewer: Viewer, call_sid: str
 ) -> CallDetail:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,7 +15,9 @@ from conftest import PG_ADMIN_DSN, _pg_dsn
 from sqlalchemy import create_engine, text
 
 from capture import migrate
-from capture.db import sync_url
+from capture.access import Viewer
+from capture.db import Database, sync_url
+from transcripts.search import SearchFilters, search
 
 
 async def _admin(statement: str) -> None:
@@ -94,6 +97,73 @@ def test_migration_0003_keeps_customers(empty_database: str) -> None:
     assert tuple(row) == ("Harbor Freight Co", None, None)
     assert {"custom_fields", "custom_field_values", "milestones"} <= tables
     assert "customer_changes" in tables
+
+
+def _insert_email(connection: Any, number: int, text_body: str, html: str) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO activities (id, external_key, channel, direction, "
+            "occurred_at, summary, automatic, created_at) VALUES (:id, :key, "
+            "'email', 'inbound', '2026-11-02 10:00:00', 'Quote', false, "
+            "'2026-11-02 10:00:00')"
+        ),
+        {"id": number, "key": f"email:{number}"},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO emails (id, activity_id, message_key, message_id, "
+            "thread_key, subject_key, subject, from_address, from_name, "
+            "to_addresses, cc_addresses, text_body, html_body, source, "
+            "received_at) VALUES (:id, :id, :key, '', :key, 'quote', :subject, "
+            "'ops@harbor.example', '', '', '', :text_body, :html, 'smtp', "
+            "'2026-11-02 10:00:00')"
+        ),
+        {
+            "id": number,
+            "key": f"{number:064d}",
+            "subject": f"Quote {number} 报价",
+            "text_body": text_body,
+            "html": html,
+        },
+    )
+
+
+async def _email_hits(database_url: str, query: str) -> list[int]:
+    database = Database(database_url)
+    admin = Viewer(user_id=0, email="", role="admin", team_id=None)
+    try:
+        async with database.reads() as session:
+            hits = await search(session, admin, query, SearchFilters())
+    finally:
+        await database.dispose()
+    return sorted(hit.item_id for hit in hits)
+
+
+def test_migration_0011_indexes_existing_emails(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0010")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        _insert_email(connection, 1, "the pallet count is final", "")
+        _insert_email(connection, 2, "", "<p>pallet <b>delivery</b>&amp;合同</p>")
+        _insert_email(connection, 3, "nothing here", "<p>pallet</p>")
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, html_text FROM emails"))
+        stored = {email_id: html_text for email_id, html_text in rows}
+    pallet = asyncio.run(_email_hits(empty_database, "pallet"))
+    chinese = asyncio.run(_email_hits(empty_database, "合同"))
+    subject = asyncio.run(_email_hits(empty_database, "报价"))
+    command.downgrade(migrate.alembic_config(empty_database), "0010")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    again = asyncio.run(_email_hits(empty_database, "pallet"))
+    engine.dispose()
+
+    assert stored == {1: "", 2: "pallet delivery&合同", 3: ""}
+    assert pallet == [1, 2]
+    assert chinese == [2]
+    assert subject == [1, 2, 3]
+    assert again == [1, 2]
 
 
 def test_models_match_migrations(empty_database: str) -> None:

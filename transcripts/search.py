@@ -1,11 +1,13 @@
-"""Full-text search over call transcripts and SMS bodies, within the viewer's scope.
+"""Full-text search over call transcripts, SMS and email, within the viewer's scope.
 
 SQLite searches an FTS5 table with the trigram tokenizer, which matches any
 substring of three characters or more in any script. Shorter terms (a
 two-character Chinese word such as 合同) fall back to a scan of that
 table's text. PostgreSQL searches the 'simple' text search vector, in which
 each CJK character is a word of its own, so a Chinese word is found as a
-phrase of its characters. The migration that builds both indexes is 0009.
+phrase of its characters. Migration 0009 builds both indexes for transcripts
+and SMS, and migration 0011 for email (subject, text body and the text of an
+HTML-only body).
 
 A Latin term matches a substring on SQLite and a whole word on PostgreSQL:
 "contract" finds "contracts" only on SQLite.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,13 +39,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capture.access import Viewer, visible_activities, visible_recordings
+from capture.access import (
+    Viewer,
+    visible_activities,
+    visible_customers,
+    visible_recordings,
+)
 from capture.call_list import recording_of_call
 from capture.errors import InvalidInput
 from capture.models import (
     Activity,
     Call,
     Customer,
+    Email,
     Message,
     Recording,
     Transcript,
@@ -53,7 +61,8 @@ from capture.models import (
 
 CALL = "call"
 SMS = "sms"
-SOURCES = (CALL, SMS)
+EMAIL = "email"
+SOURCES = (CALL, SMS, EMAIL)
 MAX_QUERY_LENGTH = 200
 MAX_TERMS = 8
 # Hiragana, katakana, CJK ideographs (extension A and unified) and
@@ -62,6 +71,8 @@ CJK_CHARACTER = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _CJK_GROUP = "(" + CJK_CHARACTER + ")"
 # FTS5's trigram tokenizer indexes runs of three characters.
 TRIGRAM = 3
+# Characters of an email hit's text around its first matching term.
+EXCERPT_CHARACTERS = 240
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 _FTS = table("search_fts", column("rowid", Integer), column("body", String))
 
@@ -91,6 +102,11 @@ class SearchHit:
     call_sid: str | None
     speaker: str | None
     offset_ms: int | None
+    # Email hits only. Their `text` is an excerpt of the body.
+    subject: str | None
+    # Whether the viewer may open the customer's stream. A rep also finds
+    # their own touches with another rep's customer, whose stream is hidden.
+    on_stream: bool
 
     @property
     def second(self) -> int | None:
@@ -162,9 +178,9 @@ class _Source:
     """A kind of searchable text: its index entries and its query for hit rows."""
 
     name: str
-    # The FTS5 rowid code of migration 0009's triggers.
+    # The FTS5 rowid code of the triggers of migration 0009 or 0011.
     code: int
-    # The indexed column as PostgreSQL's index names it.
+    # The indexed text as PostgreSQL's index expression computes it.
     column_sql: str
     key: Callable[[], Any]
     rows: Callable[[Viewer], Select[Any]]
@@ -179,7 +195,8 @@ def _transcript_rows(viewer: Viewer) -> Select[Any]:
             Call.call_sid.label("call_sid"),
             TranscriptSegment.speaker.label("speaker"),
             TranscriptSegment.start_ms.label("offset_ms"),
-            *_activity_columns(),
+            cast(null(), String).label("subject"),
+            *_activity_columns(viewer),
         )
         .join(Transcript, TranscriptSegment.transcript_id == Transcript.id)
         .join(Recording, Transcript.recording_id == Recording.id)
@@ -200,7 +217,8 @@ def _message_rows(viewer: Viewer) -> Select[Any]:
             cast(null(), String).label("call_sid"),
             cast(null(), String).label("speaker"),
             cast(null(), Integer).label("offset_ms"),
-            *_activity_columns(),
+            cast(null(), String).label("subject"),
+            *_activity_columns(viewer),
         )
         .join(Activity, Message.activity_id == Activity.id)
         .outerjoin(Customer, Activity.customer_id == Customer.id)
@@ -209,7 +227,28 @@ def _message_rows(viewer: Viewer) -> Select[Any]:
     )
 
 
-def _activity_columns() -> list[ColumnElement[Any]]:
+def _email_rows(viewer: Viewer) -> Select[Any]:
+    return (
+        select(
+            literal(EMAIL).label("source"),
+            Email.id.label("item_id"),
+            # `html_text` is empty whenever the text body is not.
+            (Email.text_body + Email.html_text).label("text"),
+            cast(null(), String).label("call_sid"),
+            cast(null(), String).label("speaker"),
+            cast(null(), Integer).label("offset_ms"),
+            Email.subject.label("subject"),
+            *_activity_columns(viewer),
+        )
+        .join(Activity, Email.activity_id == Activity.id)
+        .outerjoin(Customer, Activity.customer_id == Customer.id)
+        .outerjoin(User, Activity.rep_id == User.id)
+        .where(visible_activities(viewer))
+    )
+
+
+def _activity_columns(viewer: Viewer) -> list[ColumnElement[Any]]:
+    visible = select(Customer.id).where(visible_customers(viewer))
     return [
         Activity.id.label("activity_id"),
         Activity.occurred_at.label("occurred_at"),
@@ -217,11 +256,12 @@ def _activity_columns() -> list[ColumnElement[Any]]:
         Customer.name.label("customer_name"),
         Activity.rep_id.label("rep_id"),
         User.name.label("rep_name"),
+        Activity.customer_id.in_(visible).label("on_stream"),
     ]
 
 
-# NOTE: a new searchable text (email bodies) is one more entry here, plus
-# its FTS5 triggers and GIN index in a migration with a new rowid code.
+# A new searchable text is one more entry here, plus its FTS5 triggers and
+# GIN index in a migration, with a rowid code of its own.
 _SOURCES = {
     CALL: _Source(
         CALL,
@@ -231,6 +271,14 @@ _SOURCES = {
         _transcript_rows,
     ),
     SMS: _Source(SMS, 1, "messages.body", lambda: Message.id, _message_rows),
+    EMAIL: _Source(
+        EMAIL,
+        2,
+        # Migration 0011's index expression, with the table name.
+        "emails.subject || ' ' || emails.text_body || ' ' || emails.html_text",
+        lambda: Email.id,
+        _email_rows,
+    ),
 }
 
 
@@ -283,4 +331,34 @@ async def search(
         .limit(limit + 1)
     )
     rows = (await session.execute(ordered)).mappings().all()
-    return [SearchHit(**row) for row in rows]
+    hits = []
+    for row in rows:
+        # SQLite returns the IN test as 0 or 1, and NULL without a customer.
+        hit = SearchHit(**{**row, "on_stream": bool(row["on_stream"])})
+        if hit.source == EMAIL:
+            hit = replace(hit, text=excerpt(hit.text, terms))
+        hits.append(hit)
+    return hits
+
+
+def excerpt(text: str, terms: list[str]) -> str:
+    """Return about `EXCERPT_CHARACTERS` of `text` around its first matching term.
+
+    White space is collapsed, and an ellipsis marks text cut at either end.
+    A hit whose terms are all in the subject starts at the beginning.
+    """
+    flat = " ".join(text.split())
+    folded = flat.lower()
+    found = [folded.find(term.lower()) for term in terms]
+    first = min((position for position in found if position >= 0), default=0)
+    start = max(0, first - EXCERPT_CHARACTERS // 3)
+    end = start + EXCERPT_CHARACTERS
+    if end > len(flat):
+        end = len(flat)
+        start = max(0, end - EXCERPT_CHARACTERS)
+    cut = flat[start:end]
+    if start > 0:
+        cut = "…" + cut
+    if end < len(flat):
+        cut = cut + "…"
+    return cut

@@ -35,6 +35,7 @@ from web import (
     api,
     call_jobs,
     calling,
+    comments_api,
     customer_value,
     deals_api,
     emails,
@@ -176,6 +177,7 @@ def create_app(
     app.router.add_routes(organisation_routes)
     app.router.add_routes(daily_routes)
     app.router.add_routes(review_api.routes)
+    app.router.add_routes(comments_api.routes)
     app.router.add_routes(review.routes)
     app.router.add_routes(reports.routes)
     app.router.add_routes(pages.routes)

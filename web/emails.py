@@ -7,8 +7,6 @@ forms and images, and under a Content-Security-Policy that runs no script.
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +16,7 @@ import nh3
 from aiohttp import web
 
 from capture.email_reads import attachment_file, email_detail
+from capture.email_text import text_of_html
 from capture.errors import NotFound
 from capture.queries import parse_id
 from web.access import viewer_of
@@ -28,8 +27,6 @@ routes = web.RouteTableDef()
 # Images are left out: a remote image lets the sender see when the email
 # was read, and inline ones would need the message's other parts.
 ALLOWED_TAGS = nh3.ALLOWED_TAGS - {"img"}
-# Ends of block elements, which become line breaks in the plain-text view.
-BLOCK_END = re.compile(r"<br\s*/?>|</(p|div|li|tr|h[1-6])\s*>", re.IGNORECASE)
 EMAIL_PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -39,12 +36,6 @@ EMAIL_PAGE_POLICY = (
 def sanitise_html(html: str) -> str:
     """Return email HTML that is safe to insert into a page."""
     return nh3.clean(html, tags=ALLOWED_TAGS)
-
-
-def text_of_html(markup: str) -> str:
-    """Return the text of an HTML-only email, for the plain-text view."""
-    blocks = BLOCK_END.sub("\n", markup)
-    return html.unescape(nh3.clean(blocks, tags=set())).strip()
 
 
 def _id(request: web.Request, name: str) -> int:

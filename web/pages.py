@@ -23,6 +23,7 @@ from capture.queries import (
     get_customer,
     parse_id,
     recording_file,
+    touch_position,
 )
 from capture.queries import search_customers as find_customers
 from reports.periods import parse_range
@@ -107,6 +108,16 @@ async def render_customer(
         stream = await customer_stream(
             session, viewer, customer_id, before=None, limit=PAGE
         )
+        touch_id = parse_id(request.query.get("touch", ""))
+        from_touch = False
+        if touch_id is not None and all(a.id != touch_id for a in stream[:PAGE]):
+            # An older touch, such as a search hit: the stream starts at it.
+            before = await touch_position(session, customer_id, touch_id)
+            if before is not None:
+                stream = await customer_stream(
+                    session, viewer, customer_id, before=before, limit=PAGE
+                )
+                from_touch = True
         plans = await customer_plans(session, customer_id)
         customer_deals = await deals.deals_of(session, customer_id)
         payments = await deals.payments_of(session, [d.id for d in customer_deals])
@@ -115,6 +126,7 @@ async def render_customer(
         chain = await chain_context(request, session, found, plans)
     context = {"customer": found, "stream": stream[:PAGE], "plans": plans}
     context.update(chain, media=media, entered=entered or {})
+    context.update(touch_id=touch_id, from_touch=from_touch)
     context.update(inline_types=INLINE_IMAGES, deals=customer_deals, payments=payments)
     # Set after a click-to-call started; only its presence is shown.
     context.update(calling=bool(request.query.get("calling")))

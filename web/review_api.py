@@ -15,7 +15,7 @@ from capture.queries import call_detail, page_size
 from reports.periods import parse_range
 from transcripts.figures import ConversationFigures
 from transcripts.review_queue import REVIEWER_ROLES
-from transcripts.search import SearchHit, search
+from transcripts.search import EMAIL, SearchHit, search
 from transcripts.tracker_counts import CallCounts, RepCounts, tracker_counts
 from transcripts.trackers import CompiledTracker, compiled_trackers, save_tracker
 from web.access import user_of, viewer_of
@@ -31,6 +31,11 @@ def moment_url(call_sid: str, offset_ms: int) -> str:
     """Return the review page address that opens the call at `offset_ms`."""
     seconds = offset_ms // 1000
     return f"/calls/{call_sid}?t={seconds}#t={seconds}"
+
+
+def touch_url(customer_id: int, activity_id: int) -> str:
+    """Return the customer page address that shows the touch in the stream."""
+    return f"/customers/{customer_id}?touch={activity_id}#activity-{activity_id}"
 
 
 def hit_json(hit: SearchHit, zone: ZoneInfo) -> dict[str, Any]:
@@ -51,6 +56,14 @@ def hit_json(hit: SearchHit, zone: ZoneInfo) -> dict[str, Any]:
         found["speaker"] = hit.speaker
         found["second"] = hit.second
         found["url"] = moment_url(hit.call_sid, hit.offset_ms)
+    elif hit.customer_id is not None and hit.on_stream:
+        found["url"] = touch_url(hit.customer_id, hit.activity_id)
+    else:
+        found["url"] = None
+    if hit.source == EMAIL:
+        found["email_id"] = hit.item_id
+        found["subject"] = hit.subject
+        found["email_url"] = f"/emails/{hit.item_id}"
     return found
 
 
@@ -178,6 +191,7 @@ def comment_json(thread: CommentThread, zone: ZoneInfo) -> dict[str, Any]:
     comment = thread.comment
     return {
         "id": comment.id,
+        "parent_id": comment.parent_id,
         "at_ms": comment.at_ms,
         "body": comment.body,
         "author": comment.author.email if comment.author else None,

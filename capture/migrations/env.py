@@ -13,7 +13,12 @@ config = context.config
 # Full-text search objects that migrations create by hand, outside the
 # models: SQLite's FTS5 table with its shadow tables, and PostgreSQL's GIN
 # expression indexes. Autogenerate and `alembic check` leave them alone.
-SEARCH_OBJECTS = ("search_fts", "ix_transcript_segments_search", "ix_messages_search")
+SEARCH_OBJECTS = (
+    "search_fts",
+    "ix_transcript_segments_search",
+    "ix_messages_search",
+    "ix_emails_search",
+)
 
 
 def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
