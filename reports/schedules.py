@@ -84,9 +84,10 @@ INTERVAL_SECONDS = 60
 
 def _choice(document: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     value = document.get(name)
+    if value is None or value == "":
+        raise InvalidInput(f"{name} is missing; use one of {', '.join(allowed)}", name)
     if value not in allowed:
-        shown = repr(value) if value is not None else "missing"
-        raise InvalidInput(f"{name} {shown} is not one of {', '.join(allowed)}", name)
+        raise InvalidInput(f"{name} {value!r} is not one of {', '.join(allowed)}", name)
     return str(value)
 
 
