@@ -1,10 +1,11 @@
 """Customers' custom field values as typed export cells.
 
 Every value is stored as text, and number and date fields also typed.
-Exports read the text and convert it by the field's kind, so a number
-field gives a `Decimal` (a number in CSV and XLSX, never a formula) and a
-date field a `date` (a real date in XLSX, ISO 8601 in CSV). Text and choice
-values lose the control characters that spreadsheets and XML reject.
+Exports read the text and convert it by the field's kind. A number field
+gives a `Decimal`, which CSV and XLSX write as a number, never as a
+formula. A date field gives a `date`: a real date in XLSX, ISO 8601 in
+CSV. Text and choice values lose the control characters that spreadsheets
+and XML reject.
 """
 
 from __future__ import annotations

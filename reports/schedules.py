@@ -385,7 +385,7 @@ async def _produce(
     span: DateRange,
     path: Path,
 ) -> None:
-    """Write the export to `path`, as the user who created the schedule sees it."""
+    """Write the export to `path` with the access of the schedule's creator."""
     async with database.reads() as session:
         creator = await session.get(User, schedule.created_by)
         if creator is None or not creator.active:

@@ -10,7 +10,7 @@ from conftest import login
 from sqlalchemy import func, select
 
 from capture.db import Database
-from capture.models import ExportSchedule
+from capture.models import AuditEvent, ExportSchedule
 from capture.settings import Settings
 
 PAGE = "/exports/schedules"
@@ -257,3 +257,24 @@ async def test_page_error_in_chinese(client: Any, database: Database) -> None:
     assert response.status == 400
     assert "位于导出文件夹之外" in page
     assert await _count(database) == 0
+
+
+async def test_page_audits_create_and_delete(client: Any, database: Database) -> None:
+    csrf = await login(client, OMAR)
+    await client.post(PAGE, data=_form(csrf))
+    schedule_id = await _only_id(database)
+
+    await client.post(f"{PAGE}/{schedule_id}/delete", data={"csrf_token": csrf})
+
+    async with database.reads() as session:
+        events = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.target_id)
+                .where(AuditEvent.target_type == "export_schedule")
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    assert [tuple(event) for event in events] == [
+        ("export_scheduled", str(schedule_id)),
+        ("export_schedule_deleted", str(schedule_id)),
+    ]

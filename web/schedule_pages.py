@@ -13,6 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
+from capture import audit
 from capture.db import transaction
 from capture.errors import InvalidInput
 from capture.models import ExportSchedule, Team, User
@@ -21,7 +22,12 @@ from web.domain_messages import translate_message
 from web.i18n import gettext_noop as N_
 from web.inputs import form_text
 from web.keys import DATABASE, SETTINGS
-from web.schedules_api import last_outcome, schedule_id_of, scheduler_of
+from web.schedules_api import (
+    audit_schedule,
+    last_outcome,
+    schedule_id_of,
+    scheduler_of,
+)
 
 routes = web.RouteTableDef()
 PAGE = "/exports/schedules"
@@ -130,9 +136,10 @@ async def create_schedule(request: web.Request) -> web.Response:
         document["weekday"] = ""
     try:
         async with transaction(request.app[DATABASE].writes) as session:
-            await schedules.create_schedule(
+            schedule = await schedules.create_schedule(
                 session, document, viewer, request.app[SETTINGS]
             )
+            audit_schedule(request, session, audit.EXPORT_SCHEDULED, schedule.id)
     except InvalidInput as error:
         return await _page(request, 400, error, values)
     raise web.HTTPSeeOther(PAGE)
@@ -173,4 +180,5 @@ async def delete_schedule(request: web.Request) -> web.Response:
     schedule_id = schedule_id_of(request)
     async with transaction(request.app[DATABASE].writes) as session:
         await schedules.delete_schedule(session, schedule_id)
+        audit_schedule(request, session, audit.EXPORT_SCHEDULE_DELETED, schedule_id)
     raise web.HTTPSeeOther(PAGE)

@@ -7,14 +7,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from capture import audit
 from capture.access import Viewer
 from capture.db import transaction
 from capture.errors import Forbidden, NotFound
 from capture.models import ExportSchedule
 from capture.queries import parse_id
 from reports import schedules
-from web.access import viewer_of
+from web.access import user_of, viewer_of
+from web.auth import remote_of
 from web.keys import DATABASE, SETTINGS
 from web.values_api import json_object
 
@@ -64,6 +67,20 @@ def last_outcome(schedule: ExportSchedule) -> str | None:
     return "failed" if schedule.last_error else "succeeded"
 
 
+def audit_schedule(
+    request: web.Request, session: AsyncSession, action: str, schedule_id: int
+) -> None:
+    """Add an audit entry for a schedule created or deleted by the request."""
+    audit.record(
+        session,
+        action,
+        actor=user_of(request),
+        target_type="export_schedule",
+        target_id=schedule_id,
+        remote=remote_of(request),
+    )
+
+
 def schedule_id_of(request: web.Request) -> int:
     raw = request.match_info["id"]
     schedule_id = parse_id(raw)
@@ -90,6 +107,7 @@ async def create_schedule(request: web.Request) -> web.Response:
     document = await json_object(request)
     async with transaction(request.app[DATABASE].writes) as session:
         schedule = await schedules.create_schedule(session, document, viewer, settings)
+        audit_schedule(request, session, audit.EXPORT_SCHEDULED, schedule.id)
         body = schedule_json(schedule, settings.zone)
     return web.json_response(body, status=201)
 
@@ -100,6 +118,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
     schedule_id = schedule_id_of(request)
     async with transaction(request.app[DATABASE].writes) as session:
         await schedules.delete_schedule(session, schedule_id)
+        audit_schedule(request, session, audit.EXPORT_SCHEDULE_DELETED, schedule_id)
     return web.Response(status=204)
 
 
