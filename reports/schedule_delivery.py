@@ -116,6 +116,10 @@ async def send_by_email(
     write: WriteFile,
 ) -> None:
     """Write the export to a temporary file and send it attached to `address`."""
+    if not settings.export_smtp_relay:
+        raise RuntimeError(
+            "email delivery is off: set export_smtp_relay to send this schedule"
+        )
     with tempfile.TemporaryDirectory(prefix="touchline-export-") as folder:
         path = Path(folder) / name
         await write(path)
@@ -143,4 +147,15 @@ def _send_mail(settings: Settings, address: str, subject: str, path: Path) -> No
         filename=path.name,
     )
     with smtplib.SMTP(host, int(port), timeout=SMTP_TIMEOUT_SECONDS) as client:
-        client.send_message(message)
+        try:
+            client.send_message(message)
+        except smtplib.SMTPRecipientsRefused as error:
+            # Raised without the original, whose text names the address,
+            # because the error is logged and shown on the schedules page.
+            replies = "; ".join(
+                f"{code} {reply.decode(errors='replace')}".replace(address, "<target>")
+                for code, reply in error.recipients.values()
+            )
+            raise RuntimeError(
+                f"the mail server rejected the target address: {replies}"
+            ) from None

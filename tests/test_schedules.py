@@ -544,3 +544,71 @@ async def test_email_refused_recipient_recorded(
     body = await response.json()
     assert body["last_outcome"] == "failed"
     assert "ConnectionRefusedError" in body["last_error"]
+
+
+async def test_email_without_relay_fails_clearly(
+    client: Any, database: Database, settings: Settings
+) -> None:
+    async with transaction(database.writes) as session:
+        session.add(
+            ExportSchedule(
+                report="activities",
+                format="csv",
+                frequency="daily",
+                destination="email",
+                target="ops@example.com",
+                created_by=1,
+                next_run_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+            )
+        )
+
+    ran = await run_due(database, settings, datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+
+    async with database.reads() as session:
+        schedule = await session.scalar(select(ExportSchedule))
+    assert ran == 1
+    assert schedule is not None
+    assert "set export_smtp_relay" in (schedule.last_error or "")
+
+
+class RejectingInbox(Inbox):
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        return f"550 5.1.1 <{address}>: Recipient address rejected"
+
+
+async def test_email_rejected_address_not_logged(
+    aiohttp_client: Any,
+    database: Database,
+    demo: None,
+    tmp_path: Path,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    controller = Controller(RejectingInbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = make_settings(
+        tmp_path / "data", database_url, export_smtp_relay=f"127.0.0.1:{port}"
+    )
+    client = await start_client(aiohttp_client, create_app(settings, run_worker=False))
+    omar = await _token(database, "omar@demo.touchline.test")
+    created = await _created(
+        client, omar, destination="email", target="gone@example.com"
+    )
+
+    try:
+        response = await client.post(
+            f"/api/v1/export-schedules/{created['id']}/run", headers=omar
+        )
+        body = await response.json()
+    finally:
+        controller.stop()
+
+    assert body["last_outcome"] == "failed"
+    assert "550" in body["last_error"]
+    assert "rejected the target address" in body["last_error"]
+    assert "gone@example.com" not in body["last_error"]
+    assert "gone@example.com" not in caplog.text
+    assert "scheduled export" in caplog.text
