@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 FOLDER_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_FOLDER_DEPTH = 4
 SMTP_TIMEOUT_SECONDS = 30
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 WriteFile = Callable[[Path], Awaitable[None]]
 
@@ -126,8 +127,9 @@ async def send_by_email(
         await asyncio.to_thread(_send_mail, settings, address, subject, path)
 
 
-def _send_mail(settings: Settings, address: str, subject: str, path: Path) -> None:
-    host, _, port = settings.export_smtp_relay.rpartition(":")
+def _message(
+    settings: Settings, address: str, subject: str, path: Path
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.export_mail_from
     message["To"] = address
@@ -135,17 +137,21 @@ def _send_mail(settings: Settings, address: str, subject: str, path: Path) -> No
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="touchline.invalid")
     message.set_content(f"{subject} is attached as {path.name}.")
-    is_csv = path.suffix == ".csv"
+    maintype, subtype = ("text", "csv") if path.suffix == ".csv" else XLSX_TYPE
     # NOTE: the whole file is read into memory here, unlike a folder export;
     # very large activity exports are better written to a folder.
     message.add_attachment(
         path.read_bytes(),
-        maintype="text" if is_csv else "application",
-        subtype="csv"
-        if is_csv
-        else ("vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        maintype=maintype,
+        subtype=subtype,
         filename=path.name,
     )
+    return message
+
+
+def _send_mail(settings: Settings, address: str, subject: str, path: Path) -> None:
+    host, _, port = settings.export_smtp_relay.rpartition(":")
+    message = _message(settings, address, subject, path)
     with smtplib.SMTP(host, int(port), timeout=SMTP_TIMEOUT_SECONDS) as client:
         try:
             client.send_message(message)

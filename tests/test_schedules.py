@@ -210,6 +210,9 @@ async def test_due_schedule_sends_email(
     assert message["From"] == "reports@touchline.test"
     [attachment] = [part for part in message.walk() if part.get_filename()]
     assert attachment.get_filename() == "summary_2026-11-23_2026-11-29.xlsx"
+    assert attachment.get_content_type() == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     assert attachment.get_payload(decode=True)[:2] == b"PK"
 
 
