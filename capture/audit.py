@@ -33,6 +33,8 @@ NUMBER_ADDED = "number_added"
 NUMBER_REMOVED = "number_removed"
 SETTING_CHANGED = "setting_changed"
 WEBHOOK_REPLAYED = "webhook_replayed"
+EXPORT_SCHEDULED = "export_scheduled"
+EXPORT_SCHEDULE_DELETED = "export_schedule_deleted"
 
 ACTIONS = (
     LOGIN,
@@ -53,6 +55,8 @@ ACTIONS = (
     NUMBER_REMOVED,
     SETTING_CHANGED,
     WEBHOOK_REPLAYED,
+    EXPORT_SCHEDULED,
+    EXPORT_SCHEDULE_DELETED,
 )
 
 

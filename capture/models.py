@@ -927,12 +927,21 @@ class ExportSchedule(Base):
     format: Mapped[str] = mapped_column(String(8))
     # daily or weekly
     frequency: Mapped[str] = mapped_column(String(8))
-    # folder: a folder name under <data_dir>/exports; email: an address.
+    # folder: a folder path under the export folder; email: an address.
     destination: Mapped[str] = mapped_column(String(8))
     target: Mapped[str] = mapped_column(String(320))
     team_id: Mapped[int | None] = mapped_column(
         ForeignKey("teams.id", ondelete="CASCADE")
     )
+    # Narrows activities and calls to one rep's touches.
+    rep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE")
+    )
+    # Local time of day (HH:MM, organisation time zone) and, when weekly,
+    # the day of the week (0 is Monday).
+    run_time: Mapped[str] = mapped_column(String(5), default="01:00")
+    weekday: Mapped[int] = mapped_column(Integer, default=0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
     # The export sees what this user may see.
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

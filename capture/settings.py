@@ -355,6 +355,13 @@ SETTINGS: tuple[Setting, ...] = (
         _relay,
     ),
     Setting(
+        "export_dir",
+        "",
+        "Folder that scheduled exports are written under, one subfolder per "
+        "schedule; empty means <data_dir>/exports.",
+        _text,
+    ),
+    Setting(
         "export_mail_from",
         "touchline@localhost",
         "Sender address of scheduled export emails.",
@@ -523,6 +530,7 @@ class Settings:
     mailgun_signing_key: str
     email_webhook_password: str
     export_smtp_relay: str
+    export_dir: str
     export_mail_from: str
     transcribe_engine: str
     whisper_model: str
@@ -558,6 +566,13 @@ class Settings:
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"
+
+    @property
+    def exports_dir(self) -> Path:
+        """The folder that scheduled exports may write under, and nowhere else."""
+        if self.export_dir:
+            return Path(self.export_dir).expanduser()
+        return self.data_dir / "exports"
 
     @property
     def media_dir(self) -> Path:

@@ -27,12 +27,12 @@ from capture.models import (
     Call,
     Customer,
     CustomField,
-    CustomFieldValue,
     Message,
     Team,
     User,
 )
 from capture.values import active_fields
+from reports.field_values import field_cells, field_values
 from reports.periods import DateRange
 
 BOM = "\ufeff"
@@ -272,27 +272,15 @@ async def activities_csv_of(
 
 async def _field_values(
     session: AsyncSession, fields: list[CustomField], customer_ids: set[int]
-) -> dict[tuple[int, int], str]:
-    """Return custom field values of some customers by (customer id, field id)."""
-    if not fields or not customer_ids:
-        return {}
-    query = select(
-        CustomFieldValue.customer_id,
-        CustomFieldValue.field_id,
-        CustomFieldValue.text_value,
-    ).where(
-        CustomFieldValue.customer_id.in_(customer_ids),
-        CustomFieldValue.field_id.in_([field.id for field in fields]),
-    )
-    rows = (await session.execute(query)).all()
-    return {(customer_id, field_id): text for customer_id, field_id, text in rows}
+) -> dict[tuple[int, int], Any]:
+    """Return typed custom field values of some customers by (customer id,
+    field id): numbers stay numbers and dates stay dates."""
+    return await field_values(session, fields, customer_ids)
 
 
 def _field_cells(
     customer_id: int | None,
     fields: list[CustomField],
-    values: dict[tuple[int, int], str],
+    values: dict[tuple[int, int], Any],
 ) -> list[Any]:
-    if customer_id is None:
-        return ["" for _ in fields]
-    return [values.get((customer_id, field.id), "") for field in fields]
+    return field_cells(customer_id, fields, values)

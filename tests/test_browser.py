@@ -578,3 +578,42 @@ def test_reports_page_rep_own_row(page: Page, site: DemoSite) -> None:
 
     expect(page.locator("#rep-summary tr[data-rep]")).to_have_count(1)
     expect(page.locator(f'tr[data-rep="{site.rep_email}"]')).to_be_visible()
+
+
+def test_schedule_created_on_page(page: Page, site: DemoSite) -> None:
+    log_in(page, "omar@demo.touchline.test")
+    page.get_by_role("navigation").get_by_role("link", name="Scheduled exports").click()
+    form = page.locator("#new-schedule")
+
+    form.locator("select[name=report]").select_option("calls")
+    form.locator("select[name=format]").select_option("xlsx")
+    form.locator("select[name=frequency]").select_option("weekly")
+    form.locator("select[name=weekday]").select_option("friday")
+    form.locator("input[name=time]").fill("17:30")
+    form.locator("input[name=target]").fill("../outside")
+    form.get_by_role("button", name="Add schedule").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("outside the export folder")
+    expect(page.get_by_role("alert")).to_contain_text("target")
+    expect(page.locator("#schedules tr[data-schedule]")).to_have_count(0)
+
+    form.locator("input[name=target]").fill("browser/weekly")
+    form.get_by_role("button", name="Add schedule").click()
+
+    row = page.locator("#schedules tr[data-schedule]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Calls (XLSX)")
+    expect(row).to_contain_text("Weekly, Friday, 17:30")
+    expect(row).to_contain_text("not run yet")
+
+    row.get_by_role("button", name="Run now").click()
+    expect(row.locator("td.outcome")).to_have_text("succeeded")
+    folder = site.database.parent / "exports" / "browser" / "weekly"
+    written = [path.name for path in folder.iterdir()]
+    assert len(written) == 1
+    assert written[0].startswith("calls_") and written[0].endswith(".xlsx")
+
+    row.get_by_role("button", name="Pause").click()
+    expect(row).to_contain_text("paused")
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#schedules tr[data-schedule]")).to_have_count(0)

@@ -51,6 +51,7 @@ from web import (
     reports,
     review,
     review_api,
+    schedule_pages,
     schedules_api,
     settings_admin,
     values_api,
@@ -168,6 +169,7 @@ def create_app(
     app.router.add_routes(plan_pages.routes)
     app.router.add_routes(deals_api.routes)
     app.router.add_routes(schedules_api.routes)
+    app.router.add_routes(schedule_pages.routes)
     app.router.add_routes(customer_value.routes)
     app.router.add_routes(inbox.routes)
     app.router.add_routes(imports_api.routes)

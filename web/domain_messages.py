@@ -16,7 +16,8 @@ from web.i18n import gettext
 from web.i18n import gettext_noop as N_
 
 # NOTE: each pattern mirrors a message written in capture/ (accounts.py,
-# passwords.py, queries.py, chain.py, click_to_call.py) or in
+# passwords.py, queries.py, chain.py, click_to_call.py), in
+# reports/schedules.py and reports/schedule_delivery.py, or in
 # telephony/rest.py; a reworded message there falls back to English.
 PATTERNS = (
     (
@@ -99,6 +100,66 @@ PATTERNS = (
     (
         re.compile(r"customer (?P<id>\d+) has no phone number"),
         N_("customer %(id)s has no phone number"),
+    ),
+    (
+        re.compile(r"(?P<field>\w+) is missing; use one of (?P<choices>.+)"),
+        N_("%(field)s is missing; use one of %(choices)s"),
+    ),
+    (
+        re.compile(r"(?P<field>\w+) (?P<value>'.*') is not an id"),
+        N_("%(field)s %(value)s is not an id"),
+    ),
+    (
+        re.compile(
+            r"time (?P<value>'.*') is not a time of day: give HH:MM from 00:00 "
+            r"to 23:59"
+        ),
+        N_("time %(value)s is not a time of day: give HH:MM from 00:00 to 23:59"),
+    ),
+    (
+        re.compile(r"weekday is for weekly schedules only"),
+        N_("weekday is for weekly schedules only"),
+    ),
+    (
+        re.compile(
+            r"rep filters the activities and calls reports only, not (?P<report>\w+)"
+        ),
+        N_("rep filters the activities and calls reports only, not %(report)s"),
+    ),
+    (
+        re.compile(r"email delivery is off: set export_smtp_relay first"),
+        N_("email delivery is off: set export_smtp_relay first"),
+    ),
+    (
+        re.compile(
+            r"target (?P<value>'.*') is outside the export folder: give a "
+            r"relative folder such as daily/activities, without '\.\.' or a "
+            r"leading '/'"
+        ),
+        N_(
+            "target %(value)s is outside the export folder: give a relative "
+            "folder such as daily/activities, without '..' or a leading '/'"
+        ),
+    ),
+    (
+        re.compile(
+            r"target (?P<value>'.*') is not a folder name: use up to "
+            r"(?P<count>\d+) names joined by '/', each of letters, digits, "
+            r"'\.', '-' and '_' \(up to 64 characters, not starting with '\.'\)"
+        ),
+        N_(
+            "target %(value)s is not a folder name: use up to %(count)s names "
+            "joined by '/', each of letters, digits, '.', '-' and '_' (up to 64 "
+            "characters, not starting with '.')"
+        ),
+    ),
+    (
+        re.compile(r"target is missing: give a folder name"),
+        N_("target is missing: give a folder name"),
+    ),
+    (
+        re.compile(r"target (?P<value>'.*') is not an email address"),
+        N_("target %(value)s is not an email address"),
     ),
     (
         re.compile(r"Twilio rejected the call: (?P<reason>.+)"),

@@ -81,6 +81,8 @@ LABELS = {
     "number_removed": N_("number removed"),
     "setting_changed": N_("setting changed"),
     "webhook_replayed": N_("webhook replayed"),
+    "export_scheduled": N_("export scheduled"),
+    "export_schedule_deleted": N_("scheduled export deleted"),
     # Audit target types.
     "user": N_("user"),
     "recording": N_("recording"),

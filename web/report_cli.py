@@ -22,6 +22,7 @@ from capture import rollups
 from capture.access import Viewer
 from capture.db import Database
 from capture.settings import Settings, load_settings
+from reports.custom_columns import with_custom_fields
 from reports.export import ExportFilter, count_rows
 from reports.kpis import customer_scope, kpi_report
 from reports.periods import DateRange, parse_period, parse_range
@@ -108,8 +109,10 @@ async def _table(
     options = ExportFilter(span, None, team_id=args.team, channel=channel)
     total = await count_rows(session, options)
     if args.report == "calls":
-        return calls_table(session, options), total
-    return activities_table(session, options), total
+        table = calls_table(session, options)
+    else:
+        table = activities_table(session, options)
+    return await with_custom_fields(session, table), total
 
 
 def _everyone() -> Viewer:

@@ -25,6 +25,7 @@ from capture.errors import InvalidInput
 from capture.models import Team
 from reports.busy import ACTIONS_FACTOR, MIN_TEAM, TARGETS_FACTOR
 from reports.charts import trend_svg
+from reports.custom_columns import with_custom_fields
 from reports.export import ExportFilter
 from reports.kpis import FIGURES, KpiReport, customer_scope, kpi_report
 from reports.periods import CalendarPeriod, parse_period, parse_range
@@ -243,8 +244,10 @@ async def _export_table(
         channel="call" if name == "calls" else None,
     )
     if name == "calls":
-        return calls_table(session, options), stem
-    return activities_table(session, options), stem
+        table = calls_table(session, options)
+    else:
+        table = activities_table(session, options)
+    return await with_custom_fields(session, table), stem
 
 
 @routes.get(r"/api/v1/exports/{name:[a-z]+}.{format:[a-z]+}")
