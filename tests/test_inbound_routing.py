@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from conftest import PUBLIC_URL, login, make_settings, post_signed, start_client
@@ -376,3 +377,58 @@ async def test_missed_then_leg_keeps_direction(routing_client: Any) -> None:
     assert call.leg_count == 1
     assert call.missed is True
     assert touch.direction == "inbound"
+
+
+async def metric_lines(client: Any) -> list[str]:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return (await response.text()).splitlines()
+
+
+def twiml_series(path: str, outcome: str, count: int) -> str:
+    return f'touchline_webhooks_total{{path="{path}",outcome="{outcome}"}} {count}'
+
+
+async def test_twiml_endpoints_counted_in_metrics(routing_client: Any) -> None:
+    call_sid = new_sid("CA")
+    params = incoming(call_sid, HARBOR.phone)
+    bridge = incoming(new_sid("CA"), ORGANISATION_NUMBER, To=ANA.phone)
+    await twiml(routing_client, INBOUND, params)
+    await twiml(routing_client, INBOUND, params)
+    await next_stage(routing_client, call_sid, HARBOR.phone, 1, "no-answer")
+    await next_stage(routing_client, call_sid, HARBOR.phone, 3, "no-answer")
+    await next_stage(routing_client, call_sid, HARBOR.phone, 1, "completed")
+    bridge_path = "/twilio/voice/bridge?" + urlencode({"to": HARBOR.phone})
+    await twiml(routing_client, bridge_path, bridge)
+    forged = await post_signed(routing_client, INBOUND, params, token="wrong")
+    bad_stage = await post_signed(routing_client, f"{NEXT}?stage=x", params)
+
+    lines = await metric_lines(routing_client)
+
+    assert forged.status == 403
+    assert bad_stage.status == 400
+    assert twiml_series(INBOUND, "ring", 2) in lines
+    assert twiml_series(INBOUND, "forbidden", 1) in lines
+    assert twiml_series(NEXT, "ring", 1) in lines
+    assert twiml_series(NEXT, "voicemail", 1) in lines
+    assert twiml_series(NEXT, "hangup", 1) in lines
+    assert twiml_series(NEXT, "invalid", 1) in lines
+    assert twiml_series("/twilio/voice/bridge", "bridge", 1) in lines
+
+
+async def test_twiml_missed_and_invalid_counted(routing_client: Any) -> None:
+    call_sid = new_sid("CA")
+    hung_up = incoming(
+        call_sid, HARBOR.phone, CallStatus="completed", DialCallStatus="no-answer"
+    )
+    no_from = incoming(new_sid("CA"), HARBOR.phone)
+    del no_from["From"]
+    await twiml(routing_client, f"{NEXT}?stage=1", hung_up)
+    missing = await post_signed(routing_client, INBOUND, no_from)
+
+    lines = await metric_lines(routing_client)
+
+    assert missing.status == 400
+    assert twiml_series(NEXT, "missed", 1) in lines
+    assert twiml_series(INBOUND, "invalid", 1) in lines
+    assert not any(HARBOR.phone.lstrip("+") in line for line in lines)
