@@ -537,7 +537,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         settings = None
     token = settings.twilio_auth_token if settings else None
     account_sid = settings.twilio_account_sid if settings else None
-    return simulate.main_from_args(args, token, account_sid)
+    api_url = settings.twilio_api_url if settings else None
+    return simulate.main_from_args(args, token, account_sid, api_url)
 
 
 def run_retention(args: argparse.Namespace) -> int:
