@@ -880,7 +880,10 @@ def test_request_problems_name_field() -> None:
             ("Timeout", "20"),
             ("StatusCallback", "https://crm.example.test/twilio/voice/status"),
             ("StatusCallbackMethod", "POST"),
-            *[("StatusCallbackEvent", e) for e in ("initiated", "ringing", "answered")],
+            *[
+                ("StatusCallbackEvent", event)
+                for event in ("initiated", "ringing", "answered")
+            ],
             ("Record", "true"),
             ("RecordingChannels", "mono"),
             (
@@ -889,8 +892,8 @@ def test_request_problems_name_field() -> None:
             ),
             ("RecordingStatusCallbackMethod", "POST"),
             *[
-                ("RecordingStatusCallbackEvent", e)
-                for e in ("in-progress", "completed", "absent")
+                ("RecordingStatusCallbackEvent", event)
+                for event in ("in-progress", "completed", "absent")
             ],
         ]
     )
@@ -933,7 +936,7 @@ async def test_twilio_api_stand_in_checks_auth(tmp_path: Path) -> None:
     assert api.rejected == 2
 
 
-def test_cli_click_to_call_needs_api_port(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_click_to_call_needs_api_port() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--url", "http://127.0.0.1:9", "--api-token", "tl_x"])

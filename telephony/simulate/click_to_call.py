@@ -3,8 +3,8 @@
 Each click-to-call goes through the steps of a real one:
 
 1. The simulator picks a customer of the API token's rep
-   (`GET /api/v1/customers`), one whose owner is a simulated rep, and asks
-   the service to call them (`POST /api/v1/calls`), as the rep's page or
+   (`GET /api/v1/customers`), one whose owner is a simulated rep, and
+   requests a call to them (`POST /api/v1/calls`), as the rep's page or
    script does.
 2. The service asks Twilio's REST API to ring the rep. The stand-in records
    that request, and the simulator checks it field by field: the rep's phone
@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -131,11 +132,10 @@ async def _click_to_call(
         return
     conversation = plan_conversation(rng)
     record.recording_sid = "RE" + uuid.uuid4().hex
-    path = options.work_dir / f"{record.recording_sid}.wav"
+    path = record_path(options, record)
     options.work_dir.mkdir(parents=True, exist_ok=True)
     record.talk_seconds = await synthesizer.render(conversation, path)
     record.sentences = _sentences(conversation)
-    run.media.add(record.recording_sid, path)
     await _play_call(run, created, record)
     await _check_stream(session, options, record)
 
@@ -320,6 +320,7 @@ async def _send_recording(
     run: _Run, call_sid: str, record: ClickToCallRecord, answered: datetime
 ) -> None:
     assert record.recording_sid is not None
+    run.media.add(record.recording_sid, record_path(run.options, record))
     media_url = run.media.media_url(record.recording_sid)
     for status in ("in-progress", "completed"):
         params = {
@@ -423,6 +424,11 @@ def _path_of(
         record.problems.append(f"callback URL {url} is not under {base}")
         return None
     return url[len(base) :]
+
+
+def record_path(options: SimulationOptions, record: ClickToCallRecord) -> Path:
+    """Return where the call's recording WAV is written."""
+    return options.work_dir / f"{record.recording_sid}.wav"
 
 
 def _sentences(conversation: Conversation) -> dict[str, list[str]]:
