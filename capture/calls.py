@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from capture import rollups
@@ -166,11 +166,13 @@ def apply_call_statuses(
             if s.activity_id is not None
         ],
     )
-    legs = _load_legs(
-        session, {e.call_sid for e in new_events if e.parent_call_sid is not None}
-    )
+    # Calls with new child-leg events load all their legs, because the leg
+    # that owns the touch may be one stored by an earlier batch.
+    leg_calls = {e.parent_sid for e in new_events if e.parent_call_sid is not None}
+    legs = _load_legs(session, leg_calls)
     created = _create_missing(states, new_events)
     new_legs: set[str] = set()
+    changed_legs: set[str] = set()
     # Events whose parties join the touch: a new leg's first, the parent's first.
     arrivals: dict[str, list[CallStatusEvent]] = defaultdict(list)
     outcomes: dict[int, Outcome] = {}
@@ -182,10 +184,12 @@ def apply_call_statuses(
             outcomes[id(event)] = _fold_leg(
                 state, legs, event, created, arrivals, new_legs
             )
-    _resolve_parties(session, states, arrivals, created, default_region)
+            changed_legs.add(event.call_sid)
+    legs_by_call = _legs_by_call(legs, leg_calls)
+    _resolve_parties(session, states, arrivals, created, legs_by_call, default_region)
     _insert_calls(session, created, states, with_ids=bool(new_legs))
     _update_calls(session, [s for sid, s in states.items() if sid not in created])
-    _write_legs(session, legs, new_legs, states)
+    _write_legs(session, legs, new_legs, changed_legs, states)
     rollups.mark_current(
         session,
         [
@@ -443,18 +447,19 @@ def _legs_query(dialect: str) -> Select[Any]:
             LEGS.c.talk_seconds,
         )
         .join(CALLS, LEGS.c.call_id == CALLS.c.id)
-        .where(one_of(dialect, LEGS.c.call_sid, "sids"))
+        .where(one_of(dialect, CALLS.c.call_sid, "sids"))
     )
 
 
 LOAD_LEGS = Prepared(_legs_query)
 
 
-def _load_legs(session: Session, call_sids: set[str]) -> dict[str, LegState]:
-    if not call_sids:
+def _load_legs(session: Session, parent_sids: set[str]) -> dict[str, LegState]:
+    """Load every stored leg of the calls with these SIDs, by the leg's SID."""
+    if not parent_sids:
         return {}
     dialect = session.get_bind().dialect.name
-    rows = LOAD_LEGS.rows(session, {"sids": values_of(dialect, call_sids)})
+    rows = LOAD_LEGS.rows(session, {"sids": values_of(dialect, parent_sids)})
     legs = {}
     for sid, leg_id, parent_sid, direction, from_party, to_party, *progress in rows:
         status, last_sequence, started_at, answered_at, ended_at, talk = progress
@@ -477,23 +482,32 @@ def _load_legs(session: Session, call_sids: set[str]) -> dict[str, LegState]:
     return legs
 
 
+def _legs_by_call(
+    legs: dict[str, LegState], call_sids: set[str]
+) -> dict[str, list[LegState]]:
+    """Group the legs of the given calls by their parent's SID."""
+    grouped: dict[str, list[LegState]] = {sid: [] for sid in call_sids}
+    for leg in legs.values():
+        if leg.parent_sid in grouped:
+            grouped[leg.parent_sid].append(leg)
+    return grouped
+
+
 def _resolve_parties(
     session: Session,
     states: dict[str, CallState],
     arrivals: dict[str, list[CallStatusEvent]],
     created: dict[str, CallStatusEvent],
+    legs_by_call: dict[str, list[LegState]],
     default_region: str,
 ) -> None:
     """Merge the rep, customer and direction of newly seen legs into touches.
 
     Reps are merged before customers, so that a lead made for an unknown
-    number is owned by the rep on the call whichever leg names the rep.
-
-    NOTE: when the legs name different reps (inbound routing that rang one
-    rep, then another), the touch keeps the rep of the leg that arrived
-    first, which depends on arrival order.
+    number is owned by the rep on the call whichever leg names the rep. A
+    call whose legs name reps belongs to the rep that `_owning_leg_rep` picks.
     """
-    if not arrivals:
+    if not arrivals and not legs_by_call:
         return
     parties = {
         id(event): (
@@ -503,13 +517,26 @@ def _resolve_parties(
         for events in arrivals.values()
         for event in events
     }
-    directory = Directory.load(session, [p for pair in parties.values() for p in pair])
+    leg_parties = {
+        leg.call_sid: (
+            parse_party(leg.from_party, default_region),
+            parse_party(leg.to_party, default_region),
+        )
+        for legs in legs_by_call.values()
+        for leg in legs
+    }
+    all_parties = [*parties.values(), *leg_parties.values()]
+    directory = Directory.load(session, [p for pair in all_parties for p in pair])
     owners: list[dict[str, Any]] = []
-    for sid, events in arrivals.items():
+    for sid in sorted(arrivals.keys() | legs_by_call.keys()):
         state = states[sid]
         touch = state.touch
         had = (touch.customer_id, touch.rep_id, touch.direction)
+        events = arrivals.get(sid, [])
         resolved = {id(e): _merge_rep(touch, e, directory, parties) for e in events}
+        owning_rep = _owning_leg_rep(legs_by_call.get(sid, []), directory, leg_parties)
+        if owning_rep is not None:
+            touch.rep_id = owning_rep
         creator = created.get(sid)
         if creator is not None and not touch.direction_known:
             # No parent leg yet: guess from the legs, as for any unknown call.
@@ -524,9 +551,67 @@ def _resolve_parties(
         if sid not in created and now != had:
             state.touch_changed = True
             state.changed = True
-            if had[1] is None and now[1] is not None and now[0] is not None:
-                owners.append({"customer": now[0], "owner": now[1]})
+            if now[1] is not None and now[0] is not None and now[1] != had[1]:
+                owners.append(
+                    {
+                        "customer": now[0],
+                        "owner": now[1],
+                        "previous": had[1],
+                        "activity": state.activity_id,
+                    }
+                )
     _own_leads(session, owners)
+
+
+def _owning_leg_rep(
+    legs: list[LegState],
+    directory: Directory,
+    parties: dict[str, tuple[Party, Party]],
+) -> int | None:
+    """Return the id of the rep who owns the call, from its child legs.
+
+    The rep of the leg that answered owns the call: the earliest answer
+    among the legs that name a rep. When no such leg answered, the rep of
+    the leg rung first owns it, which inbound routing makes the customer's
+    owner. Ties go to the lower CallSid. With no leg naming a rep, this
+    returns None and the touch keeps the parent leg's rep or the missed
+    call's owner. Each choice reads only the legs' folded state, so the
+    result is the same in any arrival order.
+    """
+    named = []
+    for leg in legs:
+        rep, _, _ = directory.resolve_legs(*parties[leg.call_sid])
+        if rep is not None:
+            named.append((leg, rep.id))
+    answered = [
+        (answer, leg.call_sid, rep_id)
+        for leg, rep_id in named
+        if (answer := _answered_at(leg.progress)) is not None
+    ]
+    if answered:
+        return min(answered)[2]
+    rung = [(_first_seen(leg.progress), leg.call_sid, rep_id) for leg, rep_id in named]
+    return min(rung)[2] if rung else None
+
+
+def _answered_at(progress: Progress) -> datetime | None:
+    """Return when a leg was answered, or None if it was not."""
+    if progress.answered_at is not None:
+        return progress.answered_at
+    # A completed child leg was answered, even when its in-progress event is
+    # missing.
+    return progress.ended_at if progress.status == "completed" else None
+
+
+def _first_seen(progress: Progress) -> datetime:
+    """Return the time of a leg's earliest known event."""
+    moments = [
+        moment
+        for moment in (progress.started_at, progress.answered_at, progress.ended_at)
+        if moment is not None
+    ]
+    # Every folded event sets one of the three, so this is never empty.
+    return min(moments)
 
 
 def _merge_rep(
@@ -565,8 +650,17 @@ OWN_LEAD = Prepared(
         update(CUSTOMERS)
         .where(
             CUSTOMERS.c.id == bindparam("customer"),
-            CUSTOMERS.c.owner_id.is_(None),
             CUSTOMERS.c.status == "lead",
+            or_(
+                CUSTOMERS.c.owner_id.is_(None),
+                and_(
+                    CUSTOMERS.c.owner_id == bindparam("previous"),
+                    ~exists().where(
+                        ACTIVITIES.c.customer_id == bindparam("customer"),
+                        ACTIVITIES.c.id != bindparam("activity"),
+                    ),
+                ),
+            ),
         )
         .values(owner_id=bindparam("owner"))
     )
@@ -574,7 +668,12 @@ OWN_LEAD = Prepared(
 
 
 def _own_leads(session: Session, owners: list[dict[str, Any]]) -> None:
-    """Give a lead made before any rep was known to the rep a later leg named."""
+    """Give a lead to the rep who now owns the call that made it.
+
+    A lead with no owner goes to that rep. A lead owned by the call's
+    previous rep goes too, when this call is its only touch, because then
+    the call made it.
+    """
     if owners:
         OWN_LEAD.run_many(session, owners)
 
@@ -756,13 +855,16 @@ def _write_legs(
     session: Session,
     legs: dict[str, LegState],
     new_legs: set[str],
+    changed_legs: set[str],
     states: dict[str, CallState],
 ) -> None:
-    if not legs:
+    """Insert the new legs and update the changed ones."""
+    if not changed_legs:
         return
     rows = []
     updates = []
-    for sid, leg in legs.items():
+    for sid in changed_legs:
+        leg = legs[sid]
         progress = leg.progress
         if sid in new_legs:
             rows.append(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from capture.call_state import FINAL_STATUSES
 from capture.db import Database
+from capture.errors import InvalidInput
 from capture.identity import normalize_phone
 from capture.models import utcnow
 from capture.routing import InboundRoute, MissedCall, plan_inbound, record_missed_call
@@ -35,6 +37,10 @@ INBOUND_PATH = "/twilio/voice/inbound"
 ANSWERED = frozenset({"completed", "answered", "in-progress"})
 MAX_STAGE = 100
 
+# A handler's TwiML document and its outcome for the metrics endpoint.
+Answer = tuple[str, str]
+Handler = Callable[[web.Request], Awaitable[Answer]]
+
 
 @dataclass(frozen=True)
 class InboundCall:
@@ -47,11 +53,20 @@ class VoiceRouting:
     """The TwiML endpoints of one application."""
 
     def __init__(
-        self, settings: Settings, database: Database, writer: BatchWriter
+        self,
+        settings: Settings,
+        database: Database,
+        writer: BatchWriter,
+        outcomes: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.writer = writer
+        # Requests by path and outcome, for the metrics endpoint: the kind of
+        # TwiML returned, or why the request was rejected.
+        self.outcomes: Counter[tuple[str, str]] = (
+            Counter() if outcomes is None else outcomes
+        )
         self.twiml = Twiml(settings)
         self.signatures = SignatureChecker(
             settings.public_url,
@@ -61,13 +76,35 @@ class VoiceRouting:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post(INBOUND_PATH, self.inbound),
-            web.post(NEXT_PATH, self.inbound_next),
-            web.post(DONE_PATH, self.inbound_done),
-            web.post(BRIDGE_PATH, self.bridge),
+            web.post(INBOUND_PATH, self._counted(self.inbound)),
+            web.post(NEXT_PATH, self._counted(self.inbound_next)),
+            web.post(DONE_PATH, self._counted(self.inbound_done)),
+            web.post(BRIDGE_PATH, self._counted(self.bridge)),
         ]
 
-    async def inbound(self, request: web.Request) -> web.Response:
+    def _counted(
+        self, handler: Handler
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Wrap a TwiML handler so that each request counts by path and outcome."""
+
+        async def counted(request: web.Request) -> web.Response:
+            try:
+                document, outcome = await handler(request)
+            except web.HTTPException as error:
+                self.outcomes[request.path, _rejection(error.status)] += 1
+                raise
+            except InvalidInput:
+                self.outcomes[request.path, "invalid"] += 1
+                raise
+            except Exception:
+                self.outcomes[request.path, "failed"] += 1
+                raise
+            self.outcomes[request.path, outcome] += 1
+            return web.Response(text=document, content_type="text/xml")
+
+        return counted
+
+    async def inbound(self, request: web.Request) -> Answer:
         form = await self._verified_form(request)
         call = _inbound_call(form)
         route = await self._route(call)
@@ -80,18 +117,18 @@ class VoiceRouting:
         )
         return await self._stage(call, route, 0, disclose=True)
 
-    async def inbound_next(self, request: web.Request) -> web.Response:
+    async def inbound_next(self, request: web.Request) -> Answer:
         form = await self._verified_form(request)
         call = _inbound_call(form)
         stage = _stage_of(request)
         dial_status = forms.optional(form, "DialCallStatus", 32) or ""
         if dial_status in ANSWERED:
-            return self._twiml(self.twiml.hangup())
+            return self.twiml.hangup(), "hangup"
         route = await self._route(call)
         if forms.single(form, "CallStatus") in FINAL_STATUSES:
             # The caller hung up while a rep's phone rang.
             await self._missed(call, route)
-            return self._twiml(self.twiml.hangup())
+            return self.twiml.hangup(), "missed"
         log.info(
             "inbound call %s: stage %d unanswered (%s)",
             call.call_sid,
@@ -100,11 +137,11 @@ class VoiceRouting:
         )
         return await self._stage(call, route, stage, disclose=False)
 
-    async def inbound_done(self, request: web.Request) -> web.Response:
+    async def inbound_done(self, request: web.Request) -> Answer:
         await self._verified_form(request)
-        return self._twiml(self.twiml.hangup())
+        return self.twiml.hangup(), "hangup"
 
-    async def bridge(self, request: web.Request) -> web.Response:
+    async def bridge(self, request: web.Request) -> Answer:
         """Return the TwiML that connects a click-to-call rep to the customer."""
         form = await self._verified_form(request)
         customer = normalize_phone(
@@ -113,24 +150,21 @@ class VoiceRouting:
         if customer is None:
             raise forms.InvalidInput("to is not a phone number", field="to")
         caller_id = forms.party(form, "From")
-        return self._twiml(self.twiml.bridge(customer, caller_id))
+        return self.twiml.bridge(customer, caller_id), "bridge"
 
     async def _stage(
         self, call: InboundCall, route: InboundRoute, stage: int, *, disclose: bool
-    ) -> web.Response:
+    ) -> Answer:
         targets = route.targets
         if stage < len(targets):
-            return self._twiml(
-                self.twiml.ring(targets[stage], stage + 1, disclose=disclose)
-            )
+            return self.twiml.ring(targets[stage], stage + 1, disclose=disclose), "ring"
         # Every rep was tried, or there was none: no rep answers this call.
         await self._missed(call, route)
         fallback = self.settings.inbound_fallback_number
         if fallback and stage == len(targets):
-            return self._twiml(
-                self.twiml.fallback(fallback, stage + 1, disclose=disclose)
-            )
-        return self._twiml(self.twiml.voicemail(disclose=disclose))
+            document = self.twiml.fallback(fallback, stage + 1, disclose=disclose)
+            return document, "fallback"
+        return self.twiml.voicemail(disclose=disclose), "voicemail"
 
     async def _route(self, call: InboundCall) -> InboundRoute:
         async with self.database.reads() as session:
@@ -167,9 +201,11 @@ class VoiceRouting:
     async def _verified_form(self, request: web.Request) -> Mapping[str, str]:
         return forms.fields(await self.signatures.verified_form(request))
 
-    @staticmethod
-    def _twiml(document: str) -> web.Response:
-        return web.Response(text=document, content_type="text/xml")
+
+def _rejection(status: int) -> str:
+    if status == 403:
+        return "forbidden"
+    return "failed" if status >= 500 else "invalid"
 
 
 def _inbound_call(form: Mapping[str, str]) -> InboundCall:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -11,12 +12,23 @@ from conftest import post_signed
 from sqlalchemy import func, select
 from twilio_params import CALL_START, call_status, new_sid
 
+from capture import rollups
 from capture.db import Database
 from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
-from capture.models import Activity, Call, CallLeg, ContactPoint, Customer
+from capture.models import (
+    Activity,
+    Call,
+    CallLeg,
+    ContactPoint,
+    Customer,
+    TouchDay,
+    User,
+)
+from capture.settings import Settings
 
 ANA = REPS[0]
 BEN = REPS[1]
+CHEN = REPS[2]
 HARBOR = CUSTOMERS[0]
 STATUS = "/twilio/voice/status"
 
@@ -327,3 +339,175 @@ async def test_call_page_found_by_leg_sid(client: Any, as_admin: str) -> None:
 
     assert response.status == 200
     assert parent in await response.text()
+
+
+async def rep_id_of(database: Database, email: str) -> int:
+    async with database.reads() as session:
+        found = await session.scalar(select(User.id).where(User.email == email))
+    assert found is not None
+    return found
+
+
+def call_counts(database: Database) -> dict[str, tuple[int, int, int]]:
+    """Return each rep's call touches, answered calls and talk seconds."""
+    with database.batch_sessions()() as session:
+        query = (
+            select(
+                User.email,
+                func.sum(TouchDay.touches),
+                func.sum(TouchDay.answered),
+                func.sum(TouchDay.talk_seconds),
+            )
+            .join(User, User.id == TouchDay.rep_id)
+            .where(TouchDay.channel == "call")
+            .group_by(User.email)
+        )
+        rows = session.execute(query).all()
+    return {
+        email: (int(touches), int(answered), int(talk))
+        for email, touches, answered, talk in rows
+        if touches or answered or talk
+    }
+
+
+def rebuilt_counts(
+    database: Database, settings: Settings
+) -> dict[str, tuple[int, int, int]]:
+    with database.batch_sessions()() as session, session.begin():
+        rollups.rebuild(session, settings.zone)
+    return call_counts(database)
+
+
+def three_reps(parent: str, legs: tuple[str, str, str]) -> list[dict[str, str]]:
+    """Harbor's call rings Ana (no answer), then Chen (busy), then Ben answers."""
+    ana, chen, ben = legs
+    return inbound(
+        parent,
+        [
+            (ana, ANA.phone, "no-answer", 0),
+            (chen, CHEN.phone, "busy", 0),
+            (ben, BEN.phone, "completed", 30),
+        ],
+    )
+
+
+def answering_leg_last(events: list[dict[str, str]], leg: str) -> list[dict[str, str]]:
+    others = [params for params in events if params["CallSid"] != leg]
+    return others + [params for params in events if params["CallSid"] == leg]
+
+
+async def test_answering_leg_owns_touch_any_order(
+    client: Any, database: Database
+) -> None:
+    shuffler = random.Random(7)
+    orders = {
+        "in time order": lambda events, _: events,
+        "reversed": lambda events, _: list(reversed(events)),
+        "answering leg last": answering_leg_last,
+        "answering leg last, reversed": lambda events, leg: answering_leg_last(
+            list(reversed(events)), leg
+        ),
+    }
+    for number in range(8):
+        orders[f"shuffled {number}"] = lambda events, _: shuffler.sample(
+            events, len(events)
+        )
+    ben_id = await rep_id_of(database, BEN.email)
+
+    for name, reorder in orders.items():
+        parent, legs = new_sid("CA"), (new_sid("CA"), new_sid("CA"), new_sid("CA"))
+        await send_all(client, reorder(three_reps(parent, legs), legs[2]))
+
+        touch = await touch_of(database, parent)
+        assert touch.rep_id == ben_id, name
+        assert (await call_row(database, parent)).talk_seconds == 30, name
+
+
+async def test_answering_leg_duplicated_last(
+    client: Any, database: Database, settings: Settings
+) -> None:
+    parent, legs = new_sid("CA"), (new_sid("CA"), new_sid("CA"), new_sid("CA"))
+    events = answering_leg_last(three_reps(parent, legs), legs[2])
+    answering = [params for params in events if params["CallSid"] == legs[2]]
+    await send_all(client, events)
+    before = await snapshot(database, parent)
+    counts_before = call_counts(database)
+
+    await send_all(client, list(reversed(answering)) + answering)
+
+    touch = await touch_of(database, parent)
+    assert touch.rep_id == await rep_id_of(database, BEN.email)
+    assert await snapshot(database, parent) == before
+    assert call_counts(database) == counts_before
+    assert counts_before == {BEN.email: (1, 1, 30)}
+    assert rebuilt_counts(database, settings) == counts_before
+
+
+async def test_rep_moves_when_answer_arrives(
+    client: Any, database: Database, settings: Settings
+) -> None:
+    parent, legs = new_sid("CA"), (new_sid("CA"), new_sid("CA"), new_sid("CA"))
+    events = answering_leg_last(three_reps(parent, legs), legs[2])
+    answering = [params for params in events if params["CallSid"] == legs[2]]
+    await send_all(client, [params for params in events if params not in answering])
+    first = call_counts(database)
+
+    await send_all(client, answering)
+
+    assert first == {ANA.email: (1, 0, 0)}, "owner, rung first, until an answer"
+    assert call_counts(database) == {BEN.email: (1, 1, 30)}
+    assert rebuilt_counts(database, settings) == {BEN.email: (1, 1, 30)}
+
+
+async def test_no_answer_keeps_first_rung_rep(
+    client: Any, database: Database, settings: Settings
+) -> None:
+    results = set()
+    for reorder in (lambda events: events, lambda events: list(reversed(events))):
+        parent, ana_leg, ben_leg = new_sid("CA"), new_sid("CA"), new_sid("CA")
+        events = inbound(
+            parent,
+            [(ana_leg, ANA.phone, "no-answer", 0), (ben_leg, BEN.phone, "busy", 0)],
+        )
+        await send_all(client, reorder(events))
+        results.add((await touch_of(database, parent)).rep_id)
+
+    assert results == {await rep_id_of(database, ANA.email)}
+    assert call_counts(database) == {ANA.email: (2, 0, 0)}
+    assert rebuilt_counts(database, settings) == {ANA.email: (2, 0, 0)}
+
+
+async def test_answered_leg_without_in_progress(
+    client: Any, database: Database
+) -> None:
+    parent, legs = new_sid("CA"), (new_sid("CA"), new_sid("CA"), new_sid("CA"))
+    events = [
+        params
+        for params in three_reps(parent, legs)
+        if not (params["CallSid"] == legs[2] and params["CallStatus"] == "in-progress")
+    ]
+
+    await send_all(client, list(reversed(events)))
+
+    touch = await touch_of(database, parent)
+    assert touch.rep_id == await rep_id_of(database, BEN.email)
+
+
+async def test_answering_rep_owns_new_lead(client: Any, database: Database) -> None:
+    parent, legs = new_sid("CA"), (new_sid("CA"), new_sid("CA"), new_sid("CA"))
+    stranger = "+14155550978"
+    events = answering_leg_last(three_reps(parent, legs), legs[2])
+    for params in events:
+        for key in ("From", "Caller"):
+            params[key] = stranger
+
+    for params in events:
+        await send_all(client, [params])
+
+    touch = await touch_of(database, parent)
+    async with database.reads() as session:
+        lead = await session.get(Customer, touch.customer_id)
+    assert lead is not None
+    assert lead.status == "lead"
+    assert touch.rep_id == await rep_id_of(database, BEN.email)
+    assert lead.owner_id == touch.rep_id

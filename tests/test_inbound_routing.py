@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from conftest import PUBLIC_URL, login, make_settings, post_signed, start_client
 from sqlalchemy import func, select
-from twilio_params import call_status, new_sid
+from twilio_params import CALL_START, call_status, new_sid
 
 from capture.db import Database, transaction
 from capture.demo import load_demo
 from capture.demo_data import CUSTOMERS, ORGANISATION_NUMBER, REPS
-from capture.models import Activity, Call, ContactPoint, Customer
+from capture.models import Activity, Call, ContactPoint, Customer, User
 from web.app import create_app
 from web.keys import DATABASE
 
@@ -376,3 +378,143 @@ async def test_missed_then_leg_keeps_direction(routing_client: Any) -> None:
     assert call.leg_count == 1
     assert call.missed is True
     assert touch.direction == "inbound"
+
+
+async def metric_lines(client: Any) -> list[str]:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return (await response.text()).splitlines()
+
+
+def twiml_series(path: str, outcome: str, count: int) -> str:
+    return f'touchline_webhooks_total{{path="{path}",outcome="{outcome}"}} {count}'
+
+
+async def test_twiml_endpoints_counted_in_metrics(routing_client: Any) -> None:
+    call_sid = new_sid("CA")
+    params = incoming(call_sid, HARBOR.phone)
+    bridge = incoming(new_sid("CA"), ORGANISATION_NUMBER, To=ANA.phone)
+    await twiml(routing_client, INBOUND, params)
+    await twiml(routing_client, INBOUND, params)
+    await next_stage(routing_client, call_sid, HARBOR.phone, 1, "no-answer")
+    await next_stage(routing_client, call_sid, HARBOR.phone, 3, "no-answer")
+    await next_stage(routing_client, call_sid, HARBOR.phone, 1, "completed")
+    bridge_path = "/twilio/voice/bridge?" + urlencode({"to": HARBOR.phone})
+    await twiml(routing_client, bridge_path, bridge)
+    forged = await post_signed(routing_client, INBOUND, params, token="wrong")
+    bad_stage = await post_signed(routing_client, f"{NEXT}?stage=x", params)
+
+    lines = await metric_lines(routing_client)
+
+    assert forged.status == 403
+    assert bad_stage.status == 400
+    assert twiml_series(INBOUND, "ring", 2) in lines
+    assert twiml_series(INBOUND, "forbidden", 1) in lines
+    assert twiml_series(NEXT, "ring", 1) in lines
+    assert twiml_series(NEXT, "voicemail", 1) in lines
+    assert twiml_series(NEXT, "hangup", 1) in lines
+    assert twiml_series(NEXT, "invalid", 1) in lines
+    assert twiml_series("/twilio/voice/bridge", "bridge", 1) in lines
+
+
+async def test_twiml_missed_and_invalid_counted(routing_client: Any) -> None:
+    call_sid = new_sid("CA")
+    hung_up = incoming(
+        call_sid, HARBOR.phone, CallStatus="completed", DialCallStatus="no-answer"
+    )
+    no_from = incoming(new_sid("CA"), HARBOR.phone)
+    del no_from["From"]
+    await twiml(routing_client, f"{NEXT}?stage=1", hung_up)
+    missing = await post_signed(routing_client, INBOUND, no_from)
+
+    lines = await metric_lines(routing_client)
+
+    assert missing.status == 400
+    assert twiml_series(NEXT, "missed", 1) in lines
+    assert twiml_series(INBOUND, "invalid", 1) in lines
+    assert not any(HARBOR.phone.lstrip("+") in line for line in lines)
+
+
+def dialled_leg(
+    parent: str, leg: str, rep_phone: str, statuses: list[tuple[str, int]]
+) -> list[dict[str, str]]:
+    """Status callbacks of one rep's `<Dial>` leg: (status, seconds from start)."""
+    return [
+        call_status(
+            leg,
+            status,
+            sequence,
+            caller=HARBOR.phone,
+            called=rep_phone,
+            direction="outbound-dial",
+            parent=parent,
+            at=CALL_START + timedelta(seconds=seconds),
+            duration=30 if status == "completed" else None,
+        )
+        for sequence, (status, seconds) in enumerate(statuses)
+    ]
+
+
+async def send_statuses(client: Any, events: list[dict[str, str]]) -> None:
+    for params in events:
+        response = await post_signed(client, "/twilio/voice/status", params)
+        assert response.status == 204, await response.text()
+
+
+async def rep_of_touch(database: Database, call_sid: str) -> str | None:
+    async with database.reads() as session:
+        return await session.scalar(
+            select(User.email)
+            .join(Activity, Activity.rep_id == User.id)
+            .join(Call, Call.activity_id == Activity.id)
+            .where(Call.call_sid == call_sid)
+        )
+
+
+async def test_team_rep_who_answered_owns_touch(routing_client: Any) -> None:
+    call_sid, ana_leg, ben_leg = new_sid("CA"), new_sid("CA"), new_sid("CA")
+    database = database_of(routing_client)
+    first = await twiml(routing_client, INBOUND, incoming(call_sid, HARBOR.phone))
+    second = await next_stage(routing_client, call_sid, HARBOR.phone, 1, "no-answer")
+    parent = {"caller": HARBOR.phone, "called": ORGANISATION_NUMBER}
+    ana = dialled_leg(call_sid, ana_leg, ANA.phone, [("ringing", 1), ("no-answer", 21)])
+    ben = dialled_leg(
+        call_sid,
+        ben_leg,
+        BEN.phone,
+        [("ringing", 22), ("in-progress", 25), ("completed", 55)],
+    )
+    ringing = call_status(call_sid, "ringing", 0, direction="inbound", **parent)
+    ended = call_status(
+        call_sid, "completed", 1, direction="inbound", duration=56, **parent
+    )
+
+    await send_statuses(routing_client, [ended, *ana, ringing])
+    before_answer = await rep_of_touch(database, call_sid)
+    await send_statuses(routing_client, [*reversed(ben), *ben, *ben])
+
+    assert dialled(first) == [("Number", ANA.phone)]
+    assert dialled(second) == [("Number", BEN.phone)]
+    assert before_answer == ANA.email
+    assert await rep_of_touch(database, call_sid) == BEN.email
+    _, call = await missed_touch(database, call_sid)
+    assert call.talk_seconds == 30
+    assert call.leg_count == 2
+
+
+async def test_missed_call_stays_with_owner(routing_client: Any) -> None:
+    call_sid, ana_leg, ben_leg = new_sid("CA"), new_sid("CA"), new_sid("CA")
+    database = database_of(routing_client)
+    await twiml(routing_client, INBOUND, incoming(call_sid, HARBOR.phone))
+    await next_stage(routing_client, call_sid, HARBOR.phone, 1, "no-answer")
+    voicemail = await next_stage(routing_client, call_sid, HARBOR.phone, 2, "busy")
+    ana = dialled_leg(call_sid, ana_leg, ANA.phone, [("ringing", 1), ("no-answer", 21)])
+    ben = dialled_leg(call_sid, ben_leg, BEN.phone, [("ringing", 22), ("busy", 30)])
+
+    await send_statuses(routing_client, [*ben, *reversed(ana), *ben])
+
+    assert voicemail.find("Record") is not None
+    assert await rep_of_touch(database, call_sid) == ANA.email
+    _, call = await missed_touch(database, call_sid)
+    assert call.missed is True
+    assert call.talk_seconds == 0

@@ -8,11 +8,13 @@ recording from the simulator's media server, as Touchline would.
 import argparse
 import asyncio
 import base64
+import dataclasses
 import io
 import json
 import logging
 import wave
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,17 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import ACCOUNT_SID as SERVER_ACCOUNT_SID
+from conftest import AUTH_TOKEN as SERVER_AUTH_TOKEN
+from conftest import free_port, make_settings
+from multidict import MultiDict
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from capture.accounts import create_token
+from capture.db import Database, transaction
+from capture.demo import load_demo
+from capture.models import Activity, Call, CallLeg, User
 from telephony.simulate import (
     RECORDING_STATUS_PATH,
     SMS_PATH,
@@ -33,10 +44,16 @@ from telephony.simulate import (
     add_arguments,
     count_sms_segments,
     customer_owners,
+    format_summary,
     main_from_args,
     run_simulation,
 )
+from telephony.simulate.cli import loopback_port
+from telephony.simulate.click_to_call import ClickToCallRecord, request_problems
+from telephony.simulate.options import DEFAULT_REPS
 from telephony.simulate.routing import describe_twiml
+from telephony.simulate.twilio_api import TwilioApiServer
+from web.app import create_app
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -712,3 +729,225 @@ def test_routing_reported_per_call(outcome: Outcome) -> None:
 )
 def test_describe_twiml(body: str, summary: str) -> None:
     assert describe_twiml(body) == summary
+
+
+# Click-to-call against a real server --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    api_port: int
+    database: Database
+
+
+@pytest.fixture
+async def live_server(
+    tmp_path: Path, database_url: str, password_hash: str
+) -> AsyncIterator[LiveServer]:
+    """Serve Touchline with its twilio_api_url on a port the simulator will use."""
+    port, api_port = free_port(), free_port()
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        public_url=f"http://127.0.0.1:{port}",
+        twilio_api_url=f"http://127.0.0.1:{api_port}",
+        smtp_port=0,
+    )
+    runner = web.AppRunner(create_app(settings, run_worker=True))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    database = Database(settings.database_url)
+    async with transaction(database.writes) as session:
+        await load_demo(session, settings.default_region, password_hash)
+    try:
+        yield LiveServer(settings.public_url, api_port, database)
+    finally:
+        await database.dispose()
+        await runner.cleanup()
+
+
+async def rep_token(database: Database, email: str) -> str:
+    async with transaction(database.writes) as session:
+        secret, _ = await create_token(session, email)
+    return secret
+
+
+def click_options(server: LiveServer, tmp_path: Path, token: str) -> SimulationOptions:
+    return SimulationOptions(
+        url=server.url,
+        auth_token=SERVER_AUTH_TOKEN,
+        account_sid=SERVER_ACCOUNT_SID,
+        work_dir=tmp_path / "audio",
+        calls=0,
+        sms=0,
+        rate=0,
+        click_to_calls=2,
+        api_token=token,
+        twilio_api_port=server.api_port,
+        fetch_timeout_s=30,
+    )
+
+
+async def test_click_to_call_end_to_end(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    ana_email, ana_phone = DEFAULT_REPS[0]
+    token = await rep_token(live_server.database, ana_email)
+
+    report = await run_simulation(click_options(live_server, tmp_path, token))
+
+    assert report.click_to_call_problems == []
+    assert report.errors == []
+    assert len(report.click_to_calls) == 2
+    for record in report.click_to_calls:
+        request = record.api_request
+        assert record.rep_email == ana_email
+        assert request["To"] == [ana_phone]
+        assert request["StatusCallbackEvent"] == [
+            "initiated",
+            "ringing",
+            "answered",
+            "completed",
+        ]
+        assert request["RecordingChannels"] == ["dual"]
+        assert record.routing == [f"dial {record.customer_phone}"]
+        assert record.talk_seconds > 0
+        assert record.recording_sid in report.recordings_fetched
+        touches = await call_touches(live_server.database, record)
+        assert touches == [(ana_email, "outbound", record.talk_seconds)]
+    assert report.per_rep[ana_email].calls == 2
+    assert "2/2 click-to-calls passed" in format_summary(report)
+
+
+async def call_touches(
+    database: Database, record: ClickToCallRecord
+) -> list[tuple[str, str, int | None]]:
+    """Return (rep, direction, talk seconds) of each touch of the record's call."""
+    async with database.reads() as session:
+        rows = await session.execute(
+            select(User.email, Activity.direction, Call.talk_seconds)
+            .join(Activity, Activity.id == Call.activity_id)
+            .join(User, User.id == Activity.rep_id)
+            .where(Call.call_sid.in_([record.call_sid, record.child_call_sid]))
+        )
+        legs = await session.scalar(
+            select(func.count()).where(CallLeg.call_sid == record.child_call_sid)
+        )
+    assert legs == 1
+    return [(email, direction, talk) for email, direction, talk in rows]
+
+
+async def test_click_to_call_service_elsewhere_reported(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    token = await rep_token(live_server.database, DEFAULT_REPS[0][0])
+    options = dataclasses.replace(
+        click_options(live_server, tmp_path, token),
+        click_to_calls=1,
+        twilio_api_port=free_port(),
+    )
+
+    report = await run_simulation(options)
+
+    [problem] = report.click_to_call_problems
+    assert problem.startswith("POST /api/v1/calls returned 502"), problem
+
+
+async def test_click_to_call_bad_token_reported(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    options = dataclasses.replace(
+        click_options(live_server, tmp_path, "tl_not-a-token"), click_to_calls=1
+    )
+
+    report = await run_simulation(options)
+
+    [problem] = report.click_to_call_problems
+    assert problem.startswith("GET /api/v1/customers returned 401"), problem
+
+
+def test_request_problems_name_field() -> None:
+    options = SimulationOptions(
+        url="https://crm.example.test", auth_token="t", work_dir=Path(".")
+    )
+    form = MultiDict(
+        [
+            ("To", "+14155550111"),
+            ("From", options.company_number),
+            ("Url", "https://crm.example.test/twilio/voice/bridge?to=%2B14155550201"),
+            ("Method", "POST"),
+            ("Timeout", "20"),
+            ("StatusCallback", "https://crm.example.test/twilio/voice/status"),
+            ("StatusCallbackMethod", "POST"),
+            *[
+                ("StatusCallbackEvent", event)
+                for event in ("initiated", "ringing", "answered")
+            ],
+            ("Record", "true"),
+            ("RecordingChannels", "mono"),
+            (
+                "RecordingStatusCallback",
+                "https://crm.example.test/twilio/voice/recording",
+            ),
+            ("RecordingStatusCallbackMethod", "POST"),
+            *[
+                ("RecordingStatusCallbackEvent", event)
+                for event in ("in-progress", "completed", "absent")
+            ],
+        ]
+    )
+
+    problems = request_problems(form, options, "+14155550111", "+14155550201")
+
+    assert len(problems) == 2
+    assert problems[0].startswith("REST request StatusCallbackEvent is")
+    assert problems[1].startswith("REST request RecordingChannels is ['mono']")
+
+
+async def test_twilio_api_stand_in_checks_auth(tmp_path: Path) -> None:
+    options = SimulationOptions(
+        url="http://127.0.0.1:9", auth_token=AUTH_TOKEN, work_dir=tmp_path
+    )
+    api = TwilioApiServer(options)
+    await api.start()
+    path = f"{api.base_url}/2010-04-01/Accounts/{options.account_sid}/Calls.json"
+    good = basic_auth(options.account_sid, AUTH_TOKEN)
+    wrong = basic_auth(options.account_sid, "wrong-token")
+    form = {"To": "+14155550111", "From": "+14155550100", "Url": "https://x.test/"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(path, data=form, headers=wrong) as response:
+                unauthorized = response.status
+            async with session.post(
+                path, data={"To": "+14155550111"}, headers=good
+            ) as response:
+                missing = response.status, (await response.json())["message"]
+            async with session.post(path, data=form, headers=good) as response:
+                created = response.status, (await response.json())["sid"]
+    finally:
+        await api.stop()
+
+    assert unauthorized == 401
+    assert missing == (400, "Missing required parameter From")
+    assert created[0] == 201
+    assert list(api.calls) == [created[1]]
+    assert api.calls[created[1]].form["Url"] == "https://x.test/"
+    assert api.rejected == 2
+
+
+def test_cli_click_to_call_needs_api_port() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--url", "http://127.0.0.1:9", "--api-token", "tl_x"])
+
+    status = main_from_args(args, AUTH_TOKEN, None, "https://api.twilio.com")
+
+    assert status == 2
+
+
+def test_loopback_port_of_api_url() -> None:
+    assert loopback_port("http://127.0.0.1:8089") == 8089
+    assert loopback_port("http://localhost:8089") == 8089
+    assert loopback_port("https://api.twilio.com") is None
+    assert loopback_port(None) is None

@@ -156,7 +156,8 @@ def create_app(
     app[WEBHOOKS] = webhooks
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(webhooks.routes())
-    app.router.add_routes(VoiceRouting(settings, database, writer).routes())
+    voice_routing = VoiceRouting(settings, database, writer, webhooks.outcomes)
+    app.router.add_routes(voice_routing.routes())
     intake = EmailIntake(settings, writer)
     app[EMAIL_INTAKE] = intake
     app.router.add_routes(EmailWebhooks(settings, intake).routes())

@@ -31,6 +31,7 @@ from capture.accounts import (
 from capture.db import Database, transaction
 from capture.demo import load_demo
 from capture.demo_data import DEMO_PASSWORD
+from capture.demo_data import REPS as DEMO_REPS
 from capture.errors import DomainError, InvalidInput, NotFound
 from capture.passwords import hash_password
 from capture.settings import Settings, SettingsError, load_settings
@@ -313,6 +314,11 @@ def _demo_context(
             log.info("demo company already loaded; no calls simulated this time")
             yield
             return
+        # With a loopback twilio_api_url the demo plays a click-to-call too.
+        api_port = simulate.loopback_port(settings.twilio_api_url)
+        token = ""
+        if api_port is not None:
+            token = await _with_database(settings, _demo_rep_token)
         options = simulate.SimulationOptions(
             url=f"http://127.0.0.1:{port}",
             auth_token=settings.twilio_auth_token,
@@ -322,6 +328,9 @@ def _demo_context(
             sms=DEMO_MESSAGES,
             unknown_callers=1,
             withheld_callers=1,
+            click_to_calls=1 if token else 0,
+            api_token=token,
+            twilio_api_port=api_port or 0,
         )
         task = asyncio.create_task(_simulate_demo(options))
         yield
@@ -329,6 +338,12 @@ def _demo_context(
         await asyncio.gather(task, return_exceptions=True)
 
     return context
+
+
+async def _demo_rep_token(session: Any) -> str:
+    """Create an API token for the first demo rep, who starts the click-to-call."""
+    secret, _ = await create_token(session, DEMO_REPS[0].email, "demo simulation")
+    return secret
 
 
 async def _simulate_demo(options: simulate.SimulationOptions) -> None:
@@ -537,7 +552,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         settings = None
     token = settings.twilio_auth_token if settings else None
     account_sid = settings.twilio_account_sid if settings else None
-    return simulate.main_from_args(args, token, account_sid)
+    api_url = settings.twilio_api_url if settings else None
+    return simulate.main_from_args(args, token, account_sid, api_url)
 
 
 def run_retention(args: argparse.Namespace) -> int:

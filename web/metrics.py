@@ -1,6 +1,8 @@
 """`GET /metrics`: counters in the Prometheus text format, for monitoring.
 
-Webhooks by endpoint and outcome, and the batches and changes the database
+Twilio webhooks by endpoint and outcome (for the TwiML endpoints, the kind
+of TwiML returned: `ring`, `fallback`, `voicemail`, `hangup`, `missed` or
+`bridge`), and the batches and changes the database
 writer committed, are counts since the process started. The job queue is
 read from the database at each scrape: jobs by kind and status, and how
 long the oldest job ready to run has waited. The figures hold no personal

@@ -19,12 +19,18 @@ recordings from its own media server, as Twilio would:
 - `POST {url}/twilio/sms/status?rep=<email>`: outbound message status callbacks.
   The query string names the sending rep and is part of the signed URL.
 
+With a rep's API token it also plays click-to-calls (click_to_call.py): it
+serves a stand-in for Twilio's Calls API on 127.0.0.1 (twilio_api.py), asks
+the service for a call through `POST {url}/api/v1/calls`, checks the REST
+request the service sent to the stand-in, sends the bridge request and the
+callbacks of the call it created, and checks the customer's stream.
+
 The seed fixes the scenario: who calls whom, outcomes, spoken sentences and
 delivery order. Sids and idempotency tokens are new on every run, so repeated
 runs against one server add new activity.
 """
 
-from telephony.simulate.cli import add_arguments, main_from_args
+from telephony.simulate.cli import add_arguments, loopback_port, main_from_args
 from telephony.simulate.options import (
     DEFAULT_ACCOUNT_SID,
     WITHHELD_NUMBER,
@@ -54,6 +60,7 @@ __all__ = [
     "count_sms_segments",
     "customer_owners",
     "format_summary",
+    "loopback_port",
     "main_from_args",
     "run_simulation",
 ]

@@ -3,11 +3,13 @@
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from telephony.simulate.options import (
     DEFAULT_ACCOUNT_SID,
@@ -18,6 +20,8 @@ from telephony.simulate.report import format_summary
 from telephony.simulate.run import run_simulation
 
 AUTH_TOKEN_ENV = "TOUCHLINE_TWILIO_AUTH_TOKEN"
+API_TOKEN_ENV = "TOUCHLINE_API_TOKEN"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +58,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report", type=Path, help="write the JSON report to this file"
+    )
+    parser.add_argument(
+        "--click-to-calls",
+        type=int,
+        help="click-to-calls to play through the Twilio API stand-in (default: 1 "
+        "with an API token, else 0)",
+    )
+    parser.add_argument(
+        "--api-token",
+        help=f"a rep's API token that starts the click-to-calls (default: "
+        f"${API_TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--twilio-api-port",
+        type=int,
+        help="port of the Twilio API stand-in on 127.0.0.1; the server's "
+        "twilio_api_url must be http://127.0.0.1:PORT (default: the port of the "
+        "configured twilio_api_url when it is a loopback URL)",
     )
 
     parser.add_argument(
@@ -107,11 +129,13 @@ def main_from_args(
     args: argparse.Namespace,
     settings_auth_token: str | None,
     settings_account_sid: str | None = None,
+    settings_twilio_api_url: str | None = None,
 ) -> int:
     """Run `touchline simulate` and return the exit status.
 
-    Returns 0 when every webhook got a 2xx and every recording was fetched,
-    1 otherwise, and 2 for invalid options or a missing auth token.
+    Returns 0 when every webhook got a 2xx, every recording was fetched and
+    every click-to-call passed its checks, 1 otherwise, and 2 for invalid
+    options or a missing auth token.
     """
     auth_token = (
         args.auth_token or os.environ.get(AUTH_TOKEN_ENV) or settings_auth_token
@@ -123,10 +147,36 @@ def main_from_args(
             file=sys.stderr,
         )
         return 2
+    api_token = args.api_token or os.environ.get(API_TOKEN_ENV) or ""
+    click_to_calls = args.click_to_calls
+    if click_to_calls is None:
+        click_to_calls = 1 if api_token else 0
+    api_port = args.twilio_api_port
+    if api_port is None:
+        api_port = loopback_port(settings_twilio_api_url)
+    if click_to_calls and api_port is None:
+        print(
+            "error: click-to-call needs the server's twilio_api_url to point at "
+            "the simulator: start the server with "
+            "TOUCHLINE_TWILIO_API_URL=http://127.0.0.1:PORT and pass "
+            "--twilio-api-port PORT, or pass --click-to-calls 0",
+            file=sys.stderr,
+        )
+        return 2
+    if not click_to_calls:
+        print(
+            f"click-to-call not simulated: pass --api-token or set {API_TOKEN_ENV} "
+            "to a rep's API token"
+        )
 
     with _work_directory(args.work_dir) as work_dir:
         account_sid = args.account_sid or settings_account_sid or DEFAULT_ACCOUNT_SID
-        options = _options_from_args(args, auth_token, account_sid, work_dir)
+        options = dataclasses.replace(
+            _options_from_args(args, auth_token, account_sid, work_dir),
+            click_to_calls=click_to_calls,
+            api_token=api_token,
+            twilio_api_port=api_port or 0,
+        )
         try:
             report = asyncio.run(run_simulation(options, progress=print))
         except (ValueError, RuntimeError) as exc:
@@ -141,7 +191,22 @@ def main_from_args(
             f"  {error.path} {error.event} {error.sid}: status {error.status}, "
             f"{error.body_start[:100]!r}"
         )
-    return 0 if not report.errors and not report.recordings_not_fetched else 1
+    for problem in report.click_to_call_problems[:10]:
+        print(f"  click-to-call: {problem}")
+    failed = (
+        report.errors or report.recordings_not_fetched or report.click_to_call_problems
+    )
+    return 1 if failed else 0
+
+
+def loopback_port(url: str | None) -> int | None:
+    """Return the port of an http URL on a loopback host, else None."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS:
+        return None
+    return parts.port
 
 
 def _options_from_args(

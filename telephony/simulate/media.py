@@ -109,22 +109,22 @@ class RecordingServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             self.stats["unauthorized"] += 1
-            return _twilio_error(401, 20003, "Authenticate")
+            return twilio_error(401, 20003, "Authenticate")
 
         sid, _, extension = request.match_info["name"].partition(".")
         path = self._recordings.get(sid)
         account_sid = request.match_info["account_sid"]
         if path is None or extension not in ("", "wav"):
             self.stats["not_found"] += 1
-            return _twilio_error(404, 20404, "The requested resource was not found")
+            return twilio_error(404, 20404, "The requested resource was not found")
         if account_sid != self._options.account_sid:
             self.stats["not_found"] += 1
-            return _twilio_error(404, 20404, "The requested resource was not found")
+            return twilio_error(404, 20404, "The requested resource was not found")
 
         self._requests[sid] += 1
         if self._requests[sid] <= self._options.not_ready_requests:
             self.stats["not_ready"] += 1
-            return _twilio_error(404, 20404, "The requested resource was not found")
+            return twilio_error(404, 20404, "The requested resource was not found")
 
         self.stats["ok"] += 1
         body = await asyncio.to_thread(path.read_bytes)
@@ -143,7 +143,7 @@ class RecordingServer:
     async def _handle_media(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             self.stats["unauthorized"] += 1
-            return _twilio_error(401, 20003, "Authenticate")
+            return twilio_error(401, 20003, "Authenticate")
         media_sid = request.match_info["media_sid"]
         found = self._media.get(media_sid)
         if (
@@ -151,7 +151,7 @@ class RecordingServer:
             or request.match_info["account_sid"] != self._options.account_sid
         ):
             self.stats["not_found"] += 1
-            return _twilio_error(404, 20404, "The requested resource was not found")
+            return twilio_error(404, 20404, "The requested resource was not found")
         self.stats["media_ok"] += 1
         content_type, body = found
         response = web.Response(body=body, content_type=content_type)
@@ -159,22 +159,28 @@ class RecordingServer:
         return response
 
     def _authorized(self, request: web.Request) -> bool:
-        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            credentials = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            return False
-        expected = f"{self._options.account_sid}:{self._options.auth_token}"
-        return hmac.compare_digest(credentials, expected.encode())
+        return authorized(request, self._options)
 
     def _mark_fetched(self, sid: str) -> None:
         self.fetched.add(sid)
         self._fetch_event.set()
 
 
-def _twilio_error(status: int, code: int, message: str) -> web.Response:
+def authorized(request: web.Request, options: SimulationOptions) -> bool:
+    """Check HTTP basic auth for (AccountSid, auth token), as Twilio's API does."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        credentials = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return False
+    expected = f"{options.account_sid}:{options.auth_token}"
+    return hmac.compare_digest(credentials, expected.encode())
+
+
+def twilio_error(status: int, code: int | None, message: str) -> web.Response:
+    """Return an error body shaped like Twilio's API errors."""
     headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else {}
     body = {"code": code, "message": message, "more_info": "", "status": status}
     return web.json_response(body, status=status, headers=headers)

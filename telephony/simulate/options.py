@@ -36,6 +36,12 @@ class SimulationOptions:
     absent_every: int = 6  # every Nth answered call gets an absent recording, 0 = none
     concurrency: int = 8  # calls and messages in flight, and HTTP connections
     history_hours: float = 4.0  # calls start within this many hours before now
+    # Click-to-calls played through the Twilio API stand-in. Each needs
+    # `api_token`, a rep's API token, and a service whose `twilio_api_url`
+    # is the stand-in on 127.0.0.1:`twilio_api_port`.
+    click_to_calls: int = 0
+    api_token: str = ""
+    twilio_api_port: int = 0  # 0 = any free port
 
 
 MAX_EVENTS = 100_000
@@ -57,12 +63,13 @@ def validate_options(options: SimulationOptions) -> None:
         "fetch_timeout_s",
         "not_ready_requests",
         "absent_every",
+        "click_to_calls",
     )
     for name in non_negative:
         if getattr(options, name) < 0:
             raise ValueError(f"invalid {name} {getattr(options, name)}: must be >= 0")
     # Every call and message is planned and synthesised in memory up front.
-    for name in ("calls", "sms", "mms"):
+    for name in ("calls", "sms", "mms", "click_to_calls"):
         if getattr(options, name) > MAX_EVENTS:
             raise ValueError(
                 f"invalid {name} {getattr(options, name)}: must be <= {MAX_EVENTS}"
@@ -72,6 +79,15 @@ def validate_options(options: SimulationOptions) -> None:
             "unknown_callers + withheld_callers must not exceed calls "
             f"({options.unknown_callers} + {options.withheld_callers} > "
             f"{options.calls})"
+        )
+    if options.click_to_calls and not options.api_token:
+        raise ValueError(
+            "missing api_token: click-to-call needs a rep's API token "
+            "(touchline tokens create --user EMAIL)"
+        )
+    if not 0 <= options.twilio_api_port <= 65535:
+        raise ValueError(
+            f"invalid twilio_api_port {options.twilio_api_port}: must be 0 to 65535"
         )
     if options.history_hours <= 0:
         raise ValueError(f"invalid history_hours {options.history_hours}: must be > 0")

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from telephony.simulate.click_to_call import ClickToCallRecord
 from telephony.simulate.options import SimulationOptions
 from telephony.simulate.plan import CallPlan, MessagePlan
 from telephony.simulate.sender import WebhookError
@@ -70,6 +71,11 @@ class SimulationReport:
     recordings_not_fetched: list[str]
     media_requests: dict[str, int]
     mms_media_not_fetched: list[str]
+    click_to_calls: list[ClickToCallRecord] = field(default_factory=list)
+
+    @property
+    def click_to_call_problems(self) -> list[str]:
+        return [problem for call in self.click_to_calls for problem in call.problems]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -91,11 +97,19 @@ def _build_report(
             summary.talk_seconds += plan.talk_seconds
     for message in messages:
         per_rep[message.rep_email].sms += 1
+    for record in run.click_to_calls:
+        if record.rep_email is None or record.child_call_sid is None:
+            continue
+        summary = per_rep[record.rep_email]
+        summary.calls += 1
+        if record.talk_seconds > 0:
+            summary.answered_calls += 1
+            summary.talk_seconds += record.talk_seconds
 
     return SimulationReport(
         url=options.url,
         seed=options.seed,
-        calls_sent=len(calls),
+        calls_sent=len(calls) + sum(1 for r in run.click_to_calls if r.child_call_sid),
         sms_sent=len(messages),
         mms_sent=sum(1 for message in messages if message.media),
         webhooks_sent=run.sender.requests_sent,
@@ -108,6 +122,7 @@ def _build_report(
         recordings_not_fetched=run.media.not_fetched,
         media_requests=dict(run.media.stats),
         mms_media_not_fetched=run.media.media_not_fetched,
+        click_to_calls=run.click_to_calls,
     )
 
 
@@ -159,10 +174,14 @@ def format_summary(report: SimulationReport) -> str:
     talk = sum(summary.talk_seconds for summary in report.per_rep.values())
     fetched = len(report.recordings_fetched)
     expected = fetched + len(report.recordings_not_fetched)
-    return (
+    summary = (
         f"sent {report.calls_sent} calls ({answered} answered, {talk} talk seconds) "
         f"and {report.sms_sent} SMS ({report.mms_sent} of them MMS) in "
         f"{report.webhooks_sent} webhooks over "
         f"{report.elapsed_s:.1f} s; {len(report.errors)} webhook errors; "
         f"{fetched}/{expected} recordings fetched"
     )
+    if report.click_to_calls:
+        passed = sum(not call.problems for call in report.click_to_calls)
+        summary += f"; {passed}/{len(report.click_to_calls)} click-to-calls passed"
+    return summary

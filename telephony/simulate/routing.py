@@ -6,10 +6,8 @@ action>` stage with the plan's `DialCallStatus` until the TwiML rings
 nobody more (voicemail). An answered one reports `completed` once. An
 outbound call asks `/twilio/voice/bridge` for the `<Dial>` that connects
 the customer, as Twilio does when the rep answers a click-to-call.
-
-NOTE: the simulator does not stand in for Twilio's REST API, so the first
-half of click-to-call (the service asking Twilio to ring the rep) is not
-exercised here; tests/test_click_to_call.py covers it.
+telephony/simulate/click_to_call.py plays a whole click-to-call, from the
+service's REST request to Twilio's API on.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
+from telephony.simulate.click_to_call import ClickToCallRecord, run_click_to_calls
 from telephony.simulate.media import RecordingServer
 from telephony.simulate.options import SimulationOptions, validate_options
 from telephony.simulate.params import (
@@ -36,6 +37,7 @@ from telephony.simulate.plan import (
 from telephony.simulate.report import SimulationReport, _build_report
 from telephony.simulate.routing import route_call
 from telephony.simulate.sender import WebhookSender
+from telephony.simulate.twilio_api import TwilioApiServer
 from telephony.speech import SpeechSynthesizer, check_speech_tools
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class _Run:
     statuses_sent: dict[str, list[str]] = field(default_factory=dict)
     # What each TwiML answer of a call did, by the call's stored CallSid.
     routing: dict[str, list[str]] = field(default_factory=dict)
+    click_to_calls: list[ClickToCallRecord] = field(default_factory=list)
 
 
 async def run_simulation(
@@ -84,7 +87,8 @@ async def run_simulation(
     `progress` receives a one-line summary after every 10 calls and at the end.
     Raises ValueError for invalid options and RuntimeError when espeak-ng or
     sox is missing or fails. Webhook failures do not raise: they are in
-    `SimulationReport.errors`.
+    `SimulationReport.errors`, and click-to-call mismatches in the
+    `problems` of `SimulationReport.click_to_calls`.
     """
     validate_options(options)
     started = time.monotonic()
@@ -98,19 +102,25 @@ async def run_simulation(
         options.url,
     )
     await _synthesize_recordings(options, calls)
+    if options.click_to_calls:
+        check_speech_tools()
 
     media = RecordingServer(options)
+    api = TwilioApiServer(options)
     await media.start()
     try:
+        if options.click_to_calls:
+            await api.start()
         for plan in calls:
             if plan.recording_status == "completed" and plan.recording_sid:
                 media.add(plan.recording_sid, _wav_path(options, plan))
         for message in messages:
             for item in message.media:
                 media.add_media(item.media_sid, item.content_type, item.body)
-        run = await _send_everything(options, media, calls, messages, progress)
+        run = await _send_everything(options, media, api, calls, messages, progress)
         await media.wait_until_fetched(options.fetch_timeout_s)
     finally:
+        await api.stop()
         await media.stop()
 
     if media.not_fetched:
@@ -151,6 +161,7 @@ def _wav_path(options: SimulationOptions, plan: CallPlan) -> Path:
 async def _send_everything(
     options: SimulationOptions,
     media: RecordingServer,
+    api: TwilioApiServer,
     calls: list[CallPlan],
     messages: list[MessagePlan],
     progress: Callable[[str], None] | None,
@@ -171,6 +182,8 @@ async def _send_everything(
                 group.create_task(_send_call(run, plan))
             for message in messages:
                 group.create_task(_send_message(run, message))
+        if options.click_to_calls:
+            run.click_to_calls = await run_click_to_calls(run, session, api)
     return run
 
 
