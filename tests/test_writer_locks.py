@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from capture.calls import CallStatusEvent, apply_call_statuses
@@ -36,7 +37,7 @@ def status(name: str, sequence: int) -> CallStatusEvent:
     )
 
 
-def wait_for_lock_wait(session: Session, seconds: float = 20) -> None:
+def wait_for_lock_wait(engine: Engine, seconds: float = 20) -> None:
     """Return once another backend waits on a lock, as the second writer must."""
     deadline = time.monotonic() + seconds
     query = text(
@@ -44,8 +45,11 @@ def wait_for_lock_wait(session: Session, seconds: float = 20) -> None:
         "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
     )
     while time.monotonic() < deadline:
-        if session.execute(query).scalar_one():
-            return
+        # A transaction sees one snapshot of pg_stat_activity, so each check
+        # runs in a transaction of its own.
+        with engine.connect() as connection:
+            if connection.execute(query).scalar_one():
+                return
         time.sleep(0.05)
     raise AssertionError("the second writer never waited for the first")
 
@@ -76,8 +80,7 @@ async def test_second_writer_waits_for_new_call(
                     status("ringing", 1),
                 )
             )
-            with Session(watcher) as watching:
-                await asyncio.to_thread(wait_for_lock_wait, watching)
+            await asyncio.to_thread(wait_for_lock_wait, watcher)
         result = await pending
     finally:
         await writer.stop()
