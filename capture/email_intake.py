@@ -46,4 +46,5 @@ class EmailIntake:
             incoming=incoming,
             capture_domains=self.settings.capture_domains,
         )
-        return await self.writer.run(change)
+        # Both web processes may receive the same email, as a retry does.
+        return await self.writer.run(change, lock_key=f"email:{parsed.message_key}")

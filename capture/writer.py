@@ -80,6 +80,17 @@ class _Outcome:
 _STOP = None
 
 
+@dataclass(frozen=True)
+class _KeyedChange:
+    """A change with the key of the resource it writes, if it names one."""
+
+    change: Change
+    lock_key: str | None
+
+    def __call__(self, session: Session) -> Any:
+        return self.change(session)
+
+
 def _run_each(session: Session, changes: list[Change]) -> list[Any]:
     return [change(session) for change in changes]
 
@@ -128,9 +139,15 @@ class BatchWriter:
         # Results of the last batches were scheduled before the thread ended.
         await asyncio.sleep(0)
 
-    async def run(self, change: Callable[[Session], T]) -> T:
-        """Run `change` in the next batch and return its result once committed."""
-        result: T = await self.submit(_run_each, change)
+    async def run(
+        self, change: Callable[[Session], T], *, lock_key: str | None = None
+    ) -> T:
+        """Run `change` in the next batch and return its result once committed.
+
+        `lock_key` names the resource the change may create (see `lock_keys`).
+        """
+        payload = change if lock_key is None else _KeyedChange(change, lock_key)
+        result: T = await self.submit(_run_each, payload)
         return result
 
     async def submit(self, apply: BulkApply, payload: Any) -> Any:

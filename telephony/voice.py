@@ -189,7 +189,7 @@ class VoiceRouting:
             default_region=self.settings.default_region,
         )
         try:
-            await self.writer.run(change)
+            await self.writer.run(change, lock_key=f"call:{call.call_sid}")
         except Exception:
             log.exception("missed call %s not stored", call.call_sid)
             raise web.HTTPServiceUnavailable(
