@@ -192,6 +192,7 @@ def apply_call_statuses(
                 s.occurred_at,
                 s.talk_seconds,
                 False,
+                s.touch.customer_id,
             )
             for s in states.values()
             if s.activity_id is not None

@@ -14,8 +14,11 @@ definitions page says the same in words):
 - follow-up count: for the same customers, the touches from the first one
   up to the moment of that win (mean).
 
-A figure with no data is None, never zero. Touches are read per converting
-customer through the (customer, time) index, never by scanning a period.
+A figure with no data is None, never zero. The figures come from the deals
+and from each customer's first touch and first win kept in
+`customer_firsts` (`capture.firsts`), never from the touches themselves.
+All the periods of a page are computed together: each query groups its
+rows by period with one CASE over the periods' bounds.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, true
+from sqlalchemy import ColumnElement, and_, case, distinct, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capture.access import Viewer, visible_customers
-from capture.models import Activity, Customer, Deal, User
+from capture.models import Customer, CustomerFirst, Deal, User
 from reports.periods import CalendarPeriod, DateRange
 
 # Figures compared against other periods, in page order.
@@ -151,14 +154,14 @@ def customer_scope(viewer: Viewer, team_id: int | None) -> ColumnElement[bool]:
 async def kpi_report(
     session: AsyncSession, period: CalendarPeriod, scope: ColumnElement[bool]
 ) -> KpiReport:
-    trend = [
-        await compute_kpis(session, period.shifted(offset), scope)
-        for offset in range(1 - TREND_PERIODS, 1)
-    ]
+    trend_periods = [period.shifted(offset) for offset in range(1 - TREND_PERIODS, 1)]
+    year_earlier = period.year_earlier()
+    computed = await compute_periods(session, [*trend_periods, year_earlier], scope)
+    trend = [computed[item.first] for item in trend_periods]
     return KpiReport(
         current=trend[-1],
         previous=trend[-2],
-        year_earlier=await compute_kpis(session, period.year_earlier(), scope),
+        year_earlier=computed[year_earlier.first],
         trend=trend,
     )
 
@@ -169,168 +172,172 @@ async def compute_kpis(
     scope: ColumnElement[bool] | None = None,
 ) -> Kpis:
     """Compute the KPIs of one period; a `scope` of None means every customer."""
+    computed = await compute_periods(session, [period], scope)
+    return computed[period.first]
+
+
+async def compute_periods(
+    session: AsyncSession,
+    periods: list[CalendarPeriod],
+    scope: ColumnElement[bool] | None = None,
+) -> dict[date, Kpis]:
+    """Compute the KPIs of periods of one kind, keyed by their first day."""
     scope = true() if scope is None else scope
-    span = period.range
-    kpis = Kpis(period.label)
-    await _add_conversion(session, span, scope, kpis)
-    await _add_repeats(session, span, scope, kpis)
-    firsts = await _first_deals(session, span, scope)
-    _add_first_order_value(firsts, kpis)
-    await _add_follow_up(session, span, firsts, kpis)
-    return kpis
+    distinct = {period.first: period for period in periods}
+    spans = [(first, distinct[first].range) for first in sorted(distinct)]
+    found = {first: Kpis(distinct[first].label) for first, _ in spans}
+    grouping = _Grouping(spans)
+    await _add_conversion(session, grouping, scope, found)
+    await _add_repeats(session, grouping, scope, found)
+    await _add_first_deals(session, grouping, scope, found)
+    return found
 
 
-def _between(column: Any, span: DateRange) -> ColumnElement[bool]:
-    return and_(column >= span.start, column < span.end)
+class _Grouping:
+    """Maps a timestamp column to the first day of the period that holds it.
 
+    The periods are of one kind, so they never overlap.
+    """
 
-def _first_wins() -> Any:
-    return (
-        select(Deal.customer_id, func.min(Deal.won_at).label("won_at"))
-        .where(Deal.stage == "won")
-        .group_by(Deal.customer_id)
-        .subquery("first_wins")
-    )
+    def __init__(self, spans: list[tuple[date, DateRange]]) -> None:
+        self.spans = spans
+        self.start = min(span.start for _, span in spans)
+        self.end = max(span.end for _, span in spans)
+
+    def period_of(self, column: Any) -> ColumnElement[Any]:
+        return case(
+            *(
+                (and_(column >= span.start, column < span.end), index)
+                for index, (_, span) in enumerate(self.spans)
+            ),
+            else_=None,
+        )
+
+    def within(self, column: Any) -> ColumnElement[bool]:
+        return and_(column >= self.start, column < self.end)
+
+    def first_of(self, index: int | None) -> date | None:
+        return None if index is None else self.spans[int(index)][0]
 
 
 async def _add_conversion(
-    session: AsyncSession, span: DateRange, scope: ColumnElement[bool], kpis: Kpis
+    session: AsyncSession,
+    grouping: _Grouping,
+    scope: ColumnElement[bool],
+    found: dict[date, Kpis],
 ) -> None:
-    firsts = _first_wins()
+    created_in = grouping.period_of(Customer.created_at)
+    won_in = grouping.period_of(CustomerFirst.first_won_at)
     query = (
-        select(func.count(), func.count(firsts.c.customer_id))
+        select(created_in, func.count(), func.count().filter(won_in == created_in))
         .select_from(Customer)
-        .outerjoin(
-            firsts,
-            and_(
-                firsts.c.customer_id == Customer.id,
-                _between(firsts.c.won_at, span),
-            ),
-        )
-        .where(_between(Customer.created_at, span), scope)
+        .outerjoin(CustomerFirst, CustomerFirst.customer_id == Customer.id)
+        .where(grouping.within(Customer.created_at), scope)
+        .group_by(created_in)
     )
-    created, converted = (await session.execute(query)).one()
-    kpis.customers_created, kpis.converted = int(created), int(converted)
-    if created:
-        kpis.conversion_rate = converted / created
+    for index, created, converted in await session.execute(query):
+        first = grouping.first_of(index)
+        if first is None:
+            continue
+        kpis = found[first]
+        kpis.customers_created, kpis.converted = int(created), int(converted)
+        if created:
+            kpis.conversion_rate = converted / created
 
 
 async def _add_repeats(
-    session: AsyncSession, span: DateRange, scope: ColumnElement[bool], kpis: Kpis
+    session: AsyncSession,
+    grouping: _Grouping,
+    scope: ColumnElement[bool],
+    found: dict[date, Kpis],
 ) -> None:
-    firsts = _first_wins()
-    last_in_period = (
-        select(Deal.customer_id, func.max(Deal.won_at).label("won_at"))
-        .where(Deal.stage == "won", _between(Deal.won_at, span))
-        .group_by(Deal.customer_id)
-        .subquery("last_wins")
-    )
+    """A buyer repeats when a deal won in the period is later than their first."""
+    won_in = grouping.period_of(Deal.won_at)
+    repeat = case((Deal.won_at > CustomerFirst.first_won_at, Deal.customer_id))
     query = (
         select(
-            func.count(),
-            func.count().filter(firsts.c.won_at < last_in_period.c.won_at),
+            won_in,
+            func.count(distinct(Deal.customer_id)),
+            func.count(distinct(repeat)),
         )
-        .select_from(last_in_period)
-        .join(firsts, firsts.c.customer_id == last_in_period.c.customer_id)
-        .join(Customer, Customer.id == last_in_period.c.customer_id)
-        .where(scope)
-    )
-    buyers, repeats = (await session.execute(query)).one()
-    kpis.buyers, kpis.repeat_buyers = int(buyers), int(repeats)
-    if buyers:
-        kpis.repeat_rate = repeats / buyers
-
-
-@dataclass(frozen=True)
-class FirstDeal:
-    customer_id: int
-    won_at: datetime
-    currency: str
-    signed_minor: int
-
-
-async def _first_deals(
-    session: AsyncSession, span: DateRange, scope: ColumnElement[bool]
-) -> list[FirstDeal]:
-    """The first won deal of each customer whose first win falls in the span.
-
-    Two deals won at the same instant as a customer's first are one order:
-    the one with the lower id is taken.
-    """
-    firsts = _first_wins()
-    query = (
-        select(Deal.customer_id, Deal.won_at, Deal.currency, Deal.signed_minor)
-        .join(
-            firsts,
-            and_(
-                firsts.c.customer_id == Deal.customer_id,
-                firsts.c.won_at == Deal.won_at,
-            ),
-        )
+        .join(CustomerFirst, CustomerFirst.customer_id == Deal.customer_id)
         .join(Customer, Customer.id == Deal.customer_id)
-        .where(Deal.stage == "won", _between(firsts.c.won_at, span), scope)
-        .order_by(Deal.customer_id, Deal.id)
+        .where(Deal.stage == "won", grouping.within(Deal.won_at), scope)
+        .group_by(won_in)
     )
-    seen: dict[int, FirstDeal] = {}
-    for customer_id, won_at, currency, signed in await session.execute(query):
-        if customer_id not in seen and won_at is not None:
-            seen[customer_id] = FirstDeal(customer_id, won_at, currency, signed or 0)
-    return list(seen.values())
+    for index, buyers, repeats in await session.execute(query):
+        first = grouping.first_of(index)
+        if first is None:
+            continue
+        kpis = found[first]
+        kpis.buyers, kpis.repeat_buyers = int(buyers), int(repeats)
+        if buyers:
+            kpis.repeat_rate = repeats / buyers
 
 
-def _add_first_order_value(firsts: list[FirstDeal], kpis: Kpis) -> None:
-    kpis.first_deals = len(firsts)
-    amounts: dict[str, list[int]] = defaultdict(list)
-    for deal in firsts:
-        amounts[deal.currency].append(deal.signed_minor)
-    kpis.first_order_value = {
-        currency: (Decimal(sum(values)) / len(values) / 100).quantize(Decimal("0.01"))
-        for currency, values in sorted(amounts.items())
-    }
+@dataclass
+class _FirstDeals:
+    """The first deals won in one period, summed for the figures."""
+
+    # Per currency: [sum of the signed amounts, number of deals].
+    amounts: dict[str, list[int]] = field(default_factory=dict)
+    # Customers with touches before the win, by calendar days to the win.
+    cycles: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    touches: int = 0
 
 
-async def _add_follow_up(
-    session: AsyncSession, span: DateRange, firsts: list[FirstDeal], kpis: Kpis
+async def _add_first_deals(
+    session: AsyncSession,
+    grouping: _Grouping,
+    scope: ColumnElement[bool],
+    found: dict[date, Kpis],
 ) -> None:
-    if not firsts:
-        return
-    wins = {deal.customer_id: deal.won_at for deal in firsts}
-    touches = await _touches_before(session, wins)
-    cycles: list[int] = []
-    counts: list[int] = []
-    for customer_id, (first_touch, count) in touches.items():
-        cycles.append(_days_between(first_touch, wins[customer_id], span))
-        counts.append(count)
-    if cycles:
-        kpis.cycle_days_median = float(statistics.median(cycles))
-        kpis.cycle_days_mean = statistics.fmean(cycles)
-        kpis.follow_up_count = statistics.fmean(counts)
+    """Add the first-order value and the follow-up figures.
 
-
-def _days_between(first: datetime, last: datetime, span: DateRange) -> int:
-    start: date = first.astimezone(span.zone).date()
-    end: date = last.astimezone(span.zone).date()
-    return (end - start).days
-
-
-async def _touches_before(
-    session: AsyncSession, wins: dict[int, datetime]
-) -> dict[int, tuple[datetime, int]]:
-    """First touch and touch count up to the win, per customer with touches."""
-    found: dict[int, tuple[datetime, int]] = {}
-    customer_ids = sorted(wins)
-    for start in range(0, len(customer_ids), 500):
-        chunk = customer_ids[start : start + 500]
-        latest = max(wins[customer_id] for customer_id in chunk)
-        query = (
-            select(Activity.customer_id, Activity.occurred_at)
-            .where(Activity.customer_id.in_(chunk), Activity.automatic.is_(False))
-            .where(Activity.occurred_at <= latest)
-            .order_by(Activity.customer_id, Activity.occurred_at)
+    A customer's first deal is their first won deal; two deals won at the
+    same first moment are one order, the one with the lower id.
+    """
+    won_in = grouping.period_of(CustomerFirst.first_won_at)
+    query = (
+        select(
+            won_in,
+            CustomerFirst.currency,
+            CustomerFirst.cycle_days,
+            func.count(),
+            func.sum(CustomerFirst.signed_minor),
+            func.sum(CustomerFirst.touches_to_win),
         )
-        for customer_id, moment in await session.execute(query):
-            if customer_id is None or moment > wins[customer_id]:
-                continue
-            first, count = found.get(customer_id, (moment, 0))
-            found[customer_id] = (first, count + 1)
-    return found
+        .join(Customer, Customer.id == CustomerFirst.customer_id)
+        .where(grouping.within(CustomerFirst.first_won_at), scope)
+        .group_by(won_in, CustomerFirst.currency, CustomerFirst.cycle_days)
+    )
+    sums: dict[date, _FirstDeals] = defaultdict(_FirstDeals)
+    for index, currency, cycle, count, signed, touches in await session.execute(query):
+        first = grouping.first_of(index)
+        if first is None:
+            continue
+        period = sums[first]
+        totals = period.amounts.setdefault(currency, [0, 0])
+        totals[0] += int(signed or 0)
+        totals[1] += int(count)
+        if cycle is not None:
+            period.cycles[int(cycle)] += int(count)
+            period.touches += int(touches or 0)
+    for first, period in sums.items():
+        _set_first_deals(found[first], period)
+
+
+def _set_first_deals(kpis: Kpis, period: _FirstDeals) -> None:
+    kpis.first_deals = sum(count for _, count in period.amounts.values())
+    kpis.first_order_value = {
+        currency: (Decimal(total) / count / 100).quantize(Decimal("0.01"))
+        for currency, (total, count) in sorted(period.amounts.items())
+    }
+    if not period.cycles:
+        return
+    cycles = [
+        days for days, count in sorted(period.cycles.items()) for _ in range(count)
+    ]
+    kpis.cycle_days_median = float(statistics.median(cycles))
+    kpis.cycle_days_mean = statistics.fmean(cycles)
+    kpis.follow_up_count = period.touches / len(cycles)
