@@ -192,7 +192,11 @@ class CompanyNumber(Base):
 class Customer(Base):
     __tablename__ = "customers"
     # Reports count the customers created in a period.
-    __table_args__ = (Index("ix_customers_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_customers_created_at", "created_at"),
+        # The per-rep summary counts the customers lost in a period.
+        Index("ix_customers_closed_at", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))

@@ -62,9 +62,11 @@ def upgrade() -> None:
     op.create_index("ix_deals_won_at", "deals", ["won_at"])
     op.create_index("ix_deals_created_at", "deals", ["created_at"])
     op.create_index("ix_payments_received_at", "payments", ["received_at"])
+    op.create_index("ix_customers_closed_at", "customers", ["closed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customers_closed_at", table_name="customers")
     op.drop_index("ix_payments_received_at", table_name="payments")
     op.drop_index("ix_deals_created_at", table_name="deals")
     op.drop_index("ix_deals_won_at", table_name="deals")
