@@ -31,6 +31,7 @@ from capture.sql import Prepared, one_of, utc_or_none, values_of
 CUSTOMER_FIRSTS = table_of(CustomerFirst)
 FACTS = (
     "customer_id",
+    "created_at",
     "first_touch_at",
     "first_won_at",
     "first_deal_id",
@@ -97,6 +98,7 @@ def _facts_query(where: ColumnElement[bool] | None) -> Any:
     query = (
         select(
             Customer.id,
+            Customer.created_at,
             first_touch,
             won.won_at,
             won.id,
@@ -133,23 +135,36 @@ UPSERT = Prepared(_upsert)
 
 
 def facts_of(row: Any, zone: ZoneInfo) -> tuple[Any, ...]:
-    """The FACTS values computed from the first seven columns of a query row."""
-    customer_id, first_touch, won_at, deal_id, currency, signed, count = row[:7]
+    """The FACTS values computed from the first eight columns of a query row."""
+    customer_id, created_at, first_touch, won_at, deal_id, currency, signed, count = (
+        row[:8]
+    )
+    created_at = utc_or_none(created_at)
     first_touch = utc_or_none(first_touch)
     won_at = utc_or_none(won_at)
     touches = int(count) if won_at is not None else None
     cycle = None
     if touches and first_touch is not None and won_at is not None:
         cycle = (_local_date(won_at, zone) - _local_date(first_touch, zone)).days
-    return (customer_id, first_touch, won_at, deal_id, currency, signed, touches, cycle)
+    return (
+        customer_id,
+        created_at,
+        first_touch,
+        won_at,
+        deal_id,
+        currency,
+        signed,
+        touches,
+        cycle,
+    )
 
 
 def _stored(row: Any) -> tuple[Any, ...] | None:
-    values = list(row[7:])
+    values = list(row[8:])
     if values[0] is None:
         return None
-    values[1] = utc_or_none(values[1])
-    values[2] = utc_or_none(values[2])
+    for index in (1, 2, 3):
+        values[index] = utc_or_none(values[index])
     return tuple(values)
 
 
@@ -166,7 +181,7 @@ def refresh(session: Session, zone: ZoneInfo, customer_ids: set[int]) -> int:
     for row in rows:
         facts = facts_of(row, zone)
         stored = _stored(row)
-        if stored is None and facts[1] is None and facts[2] is None:
+        if stored is None and facts[2] is None and facts[3] is None:
             continue
         if facts != stored:
             changed.append(dict(zip(FACTS, facts, strict=True)))
@@ -198,7 +213,7 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
     rows = []
     for row in session.execute(query):
         facts = facts_of(row, zone)
-        if facts[1] is not None or facts[2] is not None:
+        if facts[2] is not None or facts[3] is not None:
             rows.append(dict(zip(FACTS, facts, strict=True)))
     for start in range(0, len(rows), REBUILD_CHUNK):
         session.execute(insert(CUSTOMER_FIRSTS), rows[start : start + REBUILD_CHUNK])

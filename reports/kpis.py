@@ -17,25 +17,36 @@ definitions page says the same in words):
 A figure with no data is None, never zero. The figures come from the deals
 and from each customer's first touch and first win kept in
 `customer_firsts` (`capture.firsts`), never from the touches themselves.
-All the periods of a page are computed together: each query groups its
-rows by period with one CASE over the periods' bounds.
+All the periods of a page are computed with two statements, in which
+each figure of each period reads one index range.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    distinct,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import True_
 
 from capture.access import Viewer, visible_customers
-from capture.models import Customer, CustomerFirst, Deal, User
-from reports.periods import CalendarPeriod, DateRange
+from capture.models import Customer, CustomerFirst, Deal, User, UTCDateTime
+from reports.periods import CalendarPeriod
 
 # Figures compared against other periods, in page order.
 FIGURES = (
@@ -181,163 +192,182 @@ async def compute_periods(
     periods: list[CalendarPeriod],
     scope: ColumnElement[bool] | None = None,
 ) -> dict[date, Kpis]:
-    """Compute the KPIs of periods of one kind, keyed by their first day."""
+    """Compute the KPIs of several periods, keyed by their first day."""
     scope = true() if scope is None else scope
     distinct = {period.first: period for period in periods}
     spans = [(first, distinct[first].range) for first in sorted(distinct)]
     found = {first: Kpis(distinct[first].label) for first, _ in spans}
-    grouping = _Grouping(spans)
-    await _add_conversion(session, grouping, scope, found)
-    await _add_repeats(session, grouping, scope, found)
-    await _add_first_deals(session, grouping, scope, found)
+    counts, values = _statements(len(spans), scope)
+    bounds: dict[str, Any] = {}
+    for index, (_, span) in enumerate(spans):
+        bounds[f"start_{index}"], bounds[f"end_{index}"] = span.start, span.end
+    for index, *figures in await session.execute(counts, bounds):
+        _set_counts(found[spans[index][0]], *figures)
+    amounts: dict[date, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for index, currency, count, signed in await session.execute(values, bounds):
+        amounts[spans[index][0]][currency] = (int(count), int(signed or 0))
+    for first, by_currency in amounts.items():
+        _set_first_order_value(found[first], by_currency)
     return found
 
 
-class _Grouping:
-    """Maps a timestamp column to the first day of the period that holds it.
+# The statements of the whole organisation by number of periods: building
+# them cost more than running them.
+_ORGANISATION_STATEMENTS: dict[int, tuple[Any, Any]] = {}
 
-    The periods are of one kind, so they never overlap.
+
+def _statements(count: int, scope: ColumnElement[bool]) -> tuple[Any, Any]:
+    """The counts and first-value statements of `count` periods.
+
+    Period i's bounds are the parameters start_i and end_i.
     """
+    cached = isinstance(scope, True_)
+    if cached and count in _ORGANISATION_STATEMENTS:
+        return _ORGANISATION_STATEMENTS[count]
+    spans = [_Bounds.of(index) for index in range(count)]
+    built = (
+        union_all(*(_period_counts(i, span, scope) for i, span in enumerate(spans))),
+        union_all(*(_first_values(i, span, scope) for i, span in enumerate(spans))),
+    )
+    if cached:
+        _ORGANISATION_STATEMENTS[count] = built
+    return built
 
-    def __init__(self, spans: list[tuple[date, DateRange]]) -> None:
-        self.spans = spans
-        self.start = min(span.start for _, span in spans)
-        self.end = max(span.end for _, span in spans)
 
-    def period_of(self, column: Any) -> ColumnElement[Any]:
-        return case(
-            *(
-                (and_(column >= span.start, column < span.end), index)
-                for index, (_, span) in enumerate(self.spans)
-            ),
-            else_=None,
+@dataclass(frozen=True)
+class _Bounds:
+    """A period's UTC bounds as statement parameters."""
+
+    start: Any
+    end: Any
+
+    @classmethod
+    def of(cls, index: int) -> _Bounds:
+        return cls(
+            bindparam(f"start_{index}", type_=UTCDateTime()),
+            bindparam(f"end_{index}", type_=UTCDateTime()),
         )
 
-    def within(self, column: Any) -> ColumnElement[bool]:
-        return and_(column >= self.start, column < self.end)
 
-    def first_of(self, index: int | None) -> date | None:
-        return None if index is None else self.spans[int(index)][0]
+def _between(column: Any, span: _Bounds) -> ColumnElement[bool]:
+    return and_(column >= span.start, column < span.end)
 
 
-async def _add_conversion(
-    session: AsyncSession,
-    grouping: _Grouping,
-    scope: ColumnElement[bool],
-    found: dict[date, Kpis],
-) -> None:
-    created_in = grouping.period_of(Customer.created_at)
-    won_in = grouping.period_of(CustomerFirst.first_won_at)
-    query = (
-        select(created_in, func.count(), func.count().filter(won_in == created_in))
+def _period_counts(index: int, span: _Bounds, scope: ColumnElement[bool]) -> Any:
+    """One row of the period's counts, from one read of each index range.
+
+    Columns: index, customers created, converted, buyers, repeat buyers,
+    customers with touches before their first win, their summed cycle days
+    and touches, and the median of those cycle days.
+    """
+    firsts = CustomerFirst
+    won_first = _scoped(select().select_from(firsts), scope, firsts.customer_id).where(
+        _between(firsts.first_won_at, span)
+    )
+    converted = won_first.add_columns(
+        func.count().filter(_between(firsts.created_at, span)).label("converted"),
+        func.count(firsts.cycle_days).label("followed"),
+        func.sum(firsts.cycle_days).label("cycle_days"),
+        func.sum(firsts.touches_to_win).label("touches"),
+    ).subquery("converted")
+    repeat = case((Deal.won_at > firsts.first_won_at, Deal.customer_id))
+    buyers = (
+        _scoped(select().select_from(Deal), scope, Deal.customer_id)
+        .add_columns(
+            func.count(distinct(Deal.customer_id)).label("buyers"),
+            func.count(distinct(repeat)).label("repeats"),
+        )
+        .join(firsts, firsts.customer_id == Deal.customer_id)
+        .where(Deal.stage == "won", _between(Deal.won_at, span))
+        .subquery("buyers")
+    )
+    created = (
+        select(func.count())
         .select_from(Customer)
-        .outerjoin(CustomerFirst, CustomerFirst.customer_id == Customer.id)
-        .where(grouping.within(Customer.created_at), scope)
-        .group_by(created_in)
+        .where(_between(Customer.created_at, span), scope)
     )
-    for index, created, converted in await session.execute(query):
-        first = grouping.first_of(index)
-        if first is None:
-            continue
-        kpis = found[first]
-        kpis.customers_created, kpis.converted = int(created), int(converted)
-        if created:
-            kpis.conversion_rate = converted / created
-
-
-async def _add_repeats(
-    session: AsyncSession,
-    grouping: _Grouping,
-    scope: ColumnElement[bool],
-    found: dict[date, Kpis],
-) -> None:
-    """A buyer repeats when a deal won in the period is later than their first."""
-    won_in = grouping.period_of(Deal.won_at)
-    repeat = case((Deal.won_at > CustomerFirst.first_won_at, Deal.customer_id))
-    query = (
+    cycles = won_first.where(firsts.cycle_days.is_not(None))
+    return (
         select(
-            won_in,
-            func.count(distinct(Deal.customer_id)),
-            func.count(distinct(repeat)),
+            literal(index),
+            created.scalar_subquery(),
+            converted.c.converted,
+            buyers.c.buyers,
+            buyers.c.repeats,
+            converted.c.followed,
+            converted.c.cycle_days,
+            converted.c.touches,
+            _median_cycle(cycles).scalar_subquery(),
         )
-        .join(CustomerFirst, CustomerFirst.customer_id == Deal.customer_id)
-        .join(Customer, Customer.id == Deal.customer_id)
-        .where(Deal.stage == "won", grouping.within(Deal.won_at), scope)
-        .group_by(won_in)
+        .select_from(converted)
+        .join(buyers, true())
     )
-    for index, buyers, repeats in await session.execute(query):
-        first = grouping.first_of(index)
-        if first is None:
-            continue
-        kpis = found[first]
-        kpis.buyers, kpis.repeat_buyers = int(buyers), int(repeats)
-        if buyers:
-            kpis.repeat_rate = repeats / buyers
 
 
-@dataclass
-class _FirstDeals:
-    """The first deals won in one period, summed for the figures."""
-
-    # Per currency: [sum of the signed amounts, number of deals].
-    amounts: dict[str, list[int]] = field(default_factory=dict)
-    # Customers with touches before the win, by calendar days to the win.
-    cycles: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    touches: int = 0
+def _scoped(query: Any, scope: ColumnElement[bool], customer_id: Any) -> Any:
+    """Join the customers to `query` only when the scope reads them."""
+    if isinstance(scope, True_):
+        return query
+    return query.join(Customer, Customer.id == customer_id).where(scope)
 
 
-async def _add_first_deals(
-    session: AsyncSession,
-    grouping: _Grouping,
-    scope: ColumnElement[bool],
-    found: dict[date, Kpis],
-) -> None:
-    """Add the first-order value and the follow-up figures.
+def _median_cycle(cycles: Any) -> Any:
+    """The median cycle: the mean of the one or two middle values in order."""
+    ranked = cycles.add_columns(
+        CustomerFirst.cycle_days.label("days"),
+        func.row_number().over(order_by=CustomerFirst.cycle_days).label("rank"),
+        func.count().over().label("total"),
+    ).subquery("ranked")
+    middle = (ranked.c.total + 1) // 2, (ranked.c.total + 2) // 2
+    return select(func.avg(ranked.c.days)).where(ranked.c.rank.in_(middle))
+
+
+def _first_values(index: int, span: _Bounds, scope: ColumnElement[bool]) -> Any:
+    """The period's first deals per currency: index, currency, count, signed sum.
 
     A customer's first deal is their first won deal; two deals won at the
     same first moment are one order, the one with the lower id.
     """
-    won_in = grouping.period_of(CustomerFirst.first_won_at)
-    query = (
-        select(
-            won_in,
+    query = select().select_from(CustomerFirst)
+    return (
+        _scoped(query, scope, CustomerFirst.customer_id)
+        .add_columns(
+            literal(index),
             CustomerFirst.currency,
-            CustomerFirst.cycle_days,
             func.count(),
             func.sum(CustomerFirst.signed_minor),
-            func.sum(CustomerFirst.touches_to_win),
         )
-        .join(Customer, Customer.id == CustomerFirst.customer_id)
-        .where(grouping.within(CustomerFirst.first_won_at), scope)
-        .group_by(won_in, CustomerFirst.currency, CustomerFirst.cycle_days)
+        .where(_between(CustomerFirst.first_won_at, span))
+        .group_by(CustomerFirst.currency)
     )
-    sums: dict[date, _FirstDeals] = defaultdict(_FirstDeals)
-    for index, currency, cycle, count, signed, touches in await session.execute(query):
-        first = grouping.first_of(index)
-        if first is None:
-            continue
-        period = sums[first]
-        totals = period.amounts.setdefault(currency, [0, 0])
-        totals[0] += int(signed or 0)
-        totals[1] += int(count)
-        if cycle is not None:
-            period.cycles[int(cycle)] += int(count)
-            period.touches += int(touches or 0)
-    for first, period in sums.items():
-        _set_first_deals(found[first], period)
 
 
-def _set_first_deals(kpis: Kpis, period: _FirstDeals) -> None:
-    kpis.first_deals = sum(count for _, count in period.amounts.values())
+def _set_counts(
+    kpis: Kpis,
+    created: int,
+    converted: int,
+    buyers: int,
+    repeats: int,
+    followed: int,
+    cycle_days: int | None,
+    touches: int | None,
+    median: Any,
+) -> None:
+    kpis.customers_created, kpis.converted = int(created), int(converted)
+    if created:
+        kpis.conversion_rate = converted / created
+    kpis.buyers, kpis.repeat_buyers = int(buyers), int(repeats)
+    if buyers:
+        kpis.repeat_rate = repeats / buyers
+    if followed:
+        kpis.cycle_days_median = float(median)
+        kpis.cycle_days_mean = int(cycle_days or 0) / followed
+        kpis.follow_up_count = int(touches or 0) / followed
+
+
+def _set_first_order_value(kpis: Kpis, amounts: dict[str, tuple[int, int]]) -> None:
+    kpis.first_deals = sum(count for count, _ in amounts.values())
     kpis.first_order_value = {
         currency: (Decimal(total) / count / 100).quantize(Decimal("0.01"))
-        for currency, (total, count) in sorted(period.amounts.items())
+        for currency, (count, total) in sorted(amounts.items())
     }
-    if not period.cycles:
-        return
-    cycles = [
-        days for days, count in sorted(period.cycles.items()) for _ in range(count)
-    ]
-    kpis.cycle_days_median = float(statistics.median(cycles))
-    kpis.cycle_days_mean = statistics.fmean(cycles)
-    kpis.follow_up_count = period.touches / len(cycles)

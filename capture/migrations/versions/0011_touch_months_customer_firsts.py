@@ -43,6 +43,7 @@ def upgrade() -> None:
     op.create_table(
         "customer_firsts",
         sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", capture.models.UTCDateTime(), nullable=True),
         sa.Column("first_touch_at", capture.models.UTCDateTime(), nullable=True),
         sa.Column("first_won_at", capture.models.UTCDateTime(), nullable=True),
         sa.Column("first_deal_id", sa.Integer(), nullable=True),
@@ -58,8 +59,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_firsts")),
     )
-    op.create_index("ix_customer_firsts_won", "customer_firsts", ["first_won_at"])
-    op.create_index("ix_deals_won_at", "deals", ["won_at"])
+    op.create_index(
+        "ix_customer_firsts_won",
+        "customer_firsts",
+        ["first_won_at", "created_at", "cycle_days", "touches_to_win"],
+    )
+    op.create_index("ix_deals_won_at", "deals", ["won_at", "stage", "customer_id"])
     op.create_index("ix_deals_created_at", "deals", ["created_at"])
     op.create_index("ix_payments_received_at", "payments", ["received_at"])
     op.create_index("ix_customers_closed_at", "customers", ["closed_at"])
