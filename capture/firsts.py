@@ -135,7 +135,7 @@ UPSERT = Prepared(_upsert)
 
 
 def facts_of(row: Any, zone: ZoneInfo) -> tuple[Any, ...]:
-    """The FACTS values computed from the first eight columns of a query row."""
+    """Compute the FACTS values from the first eight columns of a query row."""
     customer_id, created_at, first_touch, won_at, deal_id, currency, signed, count = (
         row[:8]
     )

@@ -15,8 +15,8 @@ Code that holds the touches' values after its change may pass them with
 `mark_current`, which spares `refresh_marked` reading them back. A later
 `mark_changed` of the same touch in the transaction discards them.
 
-Days and months are calendar ones in the organisation's time zone. After the
-`timezone` setting changes, run `touchline reports rebuild`.
+Days and months are calendar days and months in the organisation's time
+zone. After the `timezone` setting changes, run `touchline reports rebuild`.
 """
 
 from __future__ import annotations

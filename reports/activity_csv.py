@@ -1,11 +1,12 @@
 """The activity export's CSV rows, read from the driver and formatted per column.
 
-The rows come from the database driver's own server-side cursor in large
-chunks, without SQLAlchemy's row objects and result conversion, and each
-column is formatted by a function chosen once. The text is the same as
-`export.encode_rows` writes for `export.activity_row`: times to the second
-with their offset in the organisation's time zone, formula characters
-neutralised in text cells, numbers left as numbers.
+The rows come straight from a database driver in chunks of 5,000, without
+SQLAlchemy's row objects and result conversion: on a SQLite file from
+sqlite3 on a worker thread, otherwise from the session's server-side
+cursor. Each column is formatted by a function chosen once. The text is
+the same as `export.encode_rows` writes for `export.activity_row`: times
+to the second with their offset in the organisation's time zone, formula
+characters neutralised in text cells, numbers left as numbers.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ from reports.export import (
     email_status,
 )
 
-# Rows per fetch from the driver: each fetch is one hop to aiosqlite's thread.
+# Rows per fetch from the driver: each fetch is one hop to another thread.
 ROWS_PER_FETCH = 5000
-_HOUR = timedelta(hours=1)
 _LAST_MICROSECOND = timedelta(hours=1, microseconds=-1)
 
 
@@ -42,7 +42,7 @@ class LocalTimes:
     """Formats UTC timestamps as local ISO times to the second with the offset.
 
     The offset is looked up once per UTC hour and kept when it is the same
-    at both ends of the hour; an hour that holds a change of offset (as in
+    at both ends of the hour. An hour that contains a change of offset (as in
     zones that change at a half hour in UTC) is converted row by row.
     """
 
