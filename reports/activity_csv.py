@@ -206,32 +206,39 @@ async def _sqlite_chunks(
     query: Any,
     format_row: Callable[[Any], tuple[Any, ...]],
 ) -> AsyncIterator[tuple[bytes, int]]:
-    """Read and encode the rows on a worker thread, one chunk per hop.
+    """Read the rows on one worker thread while another encodes the last chunk.
 
-    The thread's connection reads the rows committed when the query starts,
-    as any other reader of the file would.
+    sqlite3 releases the GIL while SQLite steps through the query, so the
+    reading and the encoding overlap on two cores. The thread's connection
+    reads the rows committed when the query starts, as any other reader of
+    the file would.
     """
     compiled = _Compiled.of(query, connection.dialect)
     reader = await asyncio.to_thread(
         sqlite3.connect, path, check_same_thread=False, uri=path.startswith("file:")
     )
+    fetching: asyncio.Future[list[Any]] | None = None
     try:
         cursor = await asyncio.to_thread(
             reader.execute, compiled.sql, compiled.bind({})
         )
 
-        def next_chunk() -> tuple[bytes, int]:
-            records = cursor.fetchmany(ROWS_PER_FETCH)
-            if not records:
-                return b"", 0
-            return _encode(format_row, records, [], {}), len(records)
+        def fetch() -> list[Any]:
+            return cursor.fetchmany(ROWS_PER_FETCH)
 
+        fetching = asyncio.ensure_future(asyncio.to_thread(fetch))
         while True:
-            chunk, count = await asyncio.to_thread(next_chunk)
-            if not count:
+            records = await fetching
+            if not records:
                 return
-            yield chunk, count
+            # One fetch at a time uses the cursor, never two at once.
+            fetching = asyncio.ensure_future(asyncio.to_thread(fetch))
+            chunk = await asyncio.to_thread(_encode, format_row, records, [], {})
+            yield chunk, len(records)
     finally:
+        if fetching is not None and not fetching.done():
+            # The thread cannot be stopped, so let it finish before closing.
+            await asyncio.wait([fetching])
         await asyncio.to_thread(reader.close)
 
 
