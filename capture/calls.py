@@ -156,6 +156,7 @@ def apply_call_statuses(
                 s.touch.direction,
                 s.occurred_at,
                 s.talk_seconds,
+                s.touch.customer_id,
             )
             for s in states.values()
             if s.activity_id is not None

@@ -47,7 +47,7 @@ REBUILD_CHUNK = 5000
 
 Key = tuple[int, date, str, str]
 # A touch as it counted before a change: id, rep id, direction, time, talk.
-Before = tuple[int, int | None, str, datetime, int | None]
+Before = tuple[int, int | None, str, datetime, int | None, int | None]
 # A touch as it counts now: id, rep id, channel, direction, time, talk, automatic,
 # customer id.
 Current = tuple[int, int | None, str, str, datetime, int | None, bool, int | None]
@@ -62,9 +62,10 @@ def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
 def mark_changed(session: Session, before: Iterable[Before]) -> None:
     """Note touches that may change, with what they counted before the change.
 
-    Each item is (id, rep id, direction, time, talk seconds). The rep and the
-    direction matter as much as the time: a call's rep can become known only
-    when a later leg arrives, and its direction can come from its parent leg.
+    Each item is (id, rep id, direction, time, talk seconds, customer id).
+    The rep and the direction matter as much as the time: a call's rep can
+    become known only when a later leg arrives, and its direction can come
+    from its parent leg. The customer and the time move first-touch facts.
     """
     known: dict[int, Before] = session.info.setdefault(_BEFORE, {})
     current: dict[int, Current] = session.info.get(_CURRENT, {})
@@ -96,15 +97,15 @@ def refresh_marked(session: Session, zone: ZoneInfo) -> int:
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in _current(session, new | set(before), current):
         activity_id, rep_id, channel, direction, moment, talk, automatic = row[:7]
-        if row[7] is not None:
-            customers.add(row[7])
+        old = before.get(activity_id) if activity_id not in new else None
+        customers.update(_customers_changed(old, moment, row[7]))
         if automatic:
             continue
         if rep_id is not None:
             key = (rep_id, local_day(moment, zone), channel, direction)
             _count(deltas, key, talk, 1)
-        if activity_id in before and activity_id not in new:
-            _, old_rep, old_direction, old_moment, old_talk = before[activity_id]
+        if old is not None:
+            _, old_rep, old_direction, old_moment, old_talk, _ = old
             if old_rep is not None:
                 key = (old_rep, local_day(old_moment, zone), channel, old_direction)
                 _count(deltas, key, old_talk, -1)
@@ -112,6 +113,22 @@ def refresh_marked(session: Session, zone: ZoneInfo) -> int:
     _apply(session, changed)
     firsts.refresh(session, zone, customers)
     return len(changed)
+
+
+def _customers_changed(
+    old: Before | None, moment: datetime, customer_id: int | None
+) -> set[int]:
+    """Return the customers whose first-touch facts a touch's change can move.
+
+    Most status callbacks of a call change neither its time nor its
+    customer, and those batches then skip `firsts.refresh`.
+    """
+    if old is None:
+        return {customer_id} if customer_id is not None else set()
+    old_customer, old_moment = old[5], old[3]
+    if old_customer == customer_id and old_moment == moment:
+        return set()
+    return {id_ for id_ in (old_customer, customer_id) if id_ is not None}
 
 
 def _current(session: Session, ids: set[int], known: dict[int, Current]) -> list[Any]:
