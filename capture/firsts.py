@@ -2,16 +2,17 @@
 
 The KPI page reads these rows instead of looking up every converting
 customer's touches. `refresh` recomputes the rows of the customers given
-from their touches and won deals, and writes only the rows that changed,
-so a webhook that changes nothing about a customer's first touch costs one
-read. Callers:
+from their touches and won deals, and writes only the rows that changed.
+Callers:
 
-- `rollups.refresh_marked` passes the customers of the touches it counts,
-  plus those marked with `mark_customers` in the same transaction;
+- `rollups.refresh_marked` passes the customers of new touches and of
+  touches whose time or customer changed, plus those marked with
+  `mark_customers` in the same transaction;
 - a deal won and a touch given its customer refresh their customer.
 
-`cycle_days` uses calendar days in the organisation's time zone; after the
-`timezone` setting changes, run `touchline reports rebuild`.
+A customer's `created_at` is copied when its row is recomputed. `cycle_days`
+uses calendar days in the organisation's time zone, so after the `timezone`
+setting changes, run `touchline reports rebuild`.
 """
 
 from __future__ import annotations

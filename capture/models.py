@@ -950,14 +950,14 @@ class CustomerFirst(Base):
 
     `capture.rollups` recomputes the row of every customer whose touches or
     won deals a transaction changed. `touches_to_win` counts the touches
-    (automatic email excluded) up to and including the first win's moment;
+    (automatic email excluded) up to and including the first win's moment.
     `cycle_days` is the calendar days from the first touch to the first win
     in the organisation's time zone, set only when `touches_to_win` is above
     zero. Two deals won at the same first moment count as the lower id.
     """
 
     __tablename__ = "customer_firsts"
-    # The KPI page reads one period of first wins; the index holds every
+    # The KPI page reads one period of first wins. The index contains every
     # column it reads, so that read never visits the table.
     __table_args__ = (
         Index(

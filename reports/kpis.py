@@ -217,7 +217,7 @@ _ORGANISATION_STATEMENTS: dict[int, tuple[Any, Any]] = {}
 
 
 def _statements(count: int, scope: ColumnElement[bool]) -> tuple[Any, Any]:
-    """The counts and first-value statements of `count` periods.
+    """Build or reuse the counts and first-value statements of `count` periods.
 
     Period i's bounds are the parameters start_i and end_i.
     """
@@ -254,7 +254,7 @@ def _between(column: Any, span: _Bounds) -> ColumnElement[bool]:
 
 
 def _period_counts(index: int, span: _Bounds, scope: ColumnElement[bool]) -> Any:
-    """One row of the period's counts, from one read of each index range.
+    """Select one row of the period's counts, reading each index range once.
 
     Columns: index, customers created, converted, buyers, repeat buyers,
     customers with touches before their first win, their summed cycle days
@@ -312,7 +312,7 @@ def _scoped(query: Any, scope: ColumnElement[bool], customer_id: Any) -> Any:
 
 
 def _median_cycle(cycles: Any) -> Any:
-    """The median cycle: the mean of the one or two middle values in order."""
+    """Select the median cycle: the mean of the one or two middle values."""
     ranked = cycles.add_columns(
         CustomerFirst.cycle_days.label("days"),
         func.row_number().over(order_by=CustomerFirst.cycle_days).label("rank"),
@@ -323,9 +323,9 @@ def _median_cycle(cycles: Any) -> Any:
 
 
 def _first_values(index: int, span: _Bounds, scope: ColumnElement[bool]) -> Any:
-    """The period's first deals per currency: index, currency, count, signed sum.
+    """Select the period's first deals per currency: index, currency, count, sum.
 
-    A customer's first deal is their first won deal; two deals won at the
+    A customer's first deal is their first won deal. Two deals won at the
     same first moment are one order, the one with the lower id.
     """
     query = select().select_from(CustomerFirst)
