@@ -101,3 +101,44 @@ def test_models_match_migrations(empty_database: str) -> None:
 
     # Raises when the models hold a table, column or index the migrations lack.
     command.check(migrate.alembic_config(empty_database))
+
+
+def test_migration_0011_sums_months(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0010")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (email, name, role, active, created_at, locale,"
+                " session_version)"
+                " VALUES ('rep@example.com', 'Rep', 'rep', true, '2026-01-01', 'en', 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO touch_days (rep_id, day, channel, direction, touches,"
+                " answered, talk_seconds) VALUES"
+                " (1, '2026-10-31', 'call', 'outbound', 2, 1, 60),"
+                " (1, '2026-11-01', 'call', 'outbound', 3, 2, 90),"
+                " (1, '2026-11-30', 'call', 'outbound', 1, 1, 10),"
+                " (1, '2026-11-30', 'sms', 'inbound', 4, 0, 0)"
+            )
+        )
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT month, channel, touches, answered, talk_seconds"
+                " FROM touch_months ORDER BY month, channel"
+            )
+        ).all()
+    command.downgrade(migrate.alembic_config(empty_database), "0010")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert [(str(row[0]), *row[1:]) for row in rows] == [
+        ("2026-10-01", "call", 2, 1, 60),
+        ("2026-11-01", "call", 4, 3, 100),
+        ("2026-11-01", "sms", 4, 0, 0),
+    ]

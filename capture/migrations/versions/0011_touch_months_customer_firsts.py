@@ -4,8 +4,10 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05 00:30:00
 
-The new tables start empty; run `touchline reports rebuild` to fill them
-from the touches and deals already stored.
+The monthly counts are summed from the daily counts, whose days are
+already in the organisation's time zone. The customer firsts start empty
+because their cycle days need that time zone: run `touchline reports
+rebuild` after upgrading, or the KPI page shows no conversions or follow-up.
 """
 
 import sqlalchemy as sa
@@ -40,6 +42,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_touch_months_month", "touch_months", ["month"])
+    _fill_months()
     op.create_table(
         "customer_firsts",
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -68,6 +71,21 @@ def upgrade() -> None:
     op.create_index("ix_deals_created_at", "deals", ["created_at"])
     op.create_index("ix_payments_received_at", "payments", ["received_at"])
     op.create_index("ix_customers_closed_at", "customers", ["closed_at"])
+
+
+def _fill_months() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        month = "CAST(date_trunc('month', day) AS DATE)"
+    else:
+        # SQLite stores a Date as its ISO text, YYYY-MM-DD.
+        month = "substr(day, 1, 8) || '01'"
+    op.execute(
+        "INSERT INTO touch_months"
+        " (rep_id, month, channel, direction, touches, answered, talk_seconds)"
+        f" SELECT rep_id, {month}, channel, direction,"
+        " SUM(touches), SUM(answered), SUM(talk_seconds)"
+        f" FROM touch_days GROUP BY rep_id, {month}, channel, direction"
+    )
 
 
 def downgrade() -> None:
