@@ -161,6 +161,7 @@ def apply_call_statuses(
                 s.touch.direction,
                 s.occurred_at,
                 s.talk_seconds,
+                s.touch.customer_id,
             )
             for s in states.values()
             if s.activity_id is not None
@@ -201,6 +202,7 @@ def apply_call_statuses(
                 s.occurred_at,
                 s.talk_seconds,
                 False,
+                s.touch.customer_id,
             )
             for s in states.values()
             if s.activity_id is not None

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capture import firsts
 from capture.errors import Conflict, InvalidInput, NotFound
 from capture.models import Customer, Deal, Payment, utcnow
 from capture.values import _amount, _currency, _plain, from_minor, to_minor
@@ -115,6 +116,9 @@ async def update_deal(
     if stage is not None and stage != deal.stage:
         _close(deal, stage, document, zone)
     await session.flush()
+    if deal.stage == "won":
+        customers = {deal.customer_id}
+        await session.run_sync(lambda sync: firsts.refresh(sync, zone, customers))
     return deal
 
 

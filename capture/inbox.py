@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from capture import firsts
 from capture.access import Viewer, visible_activities, visible_customers
 from capture.errors import Forbidden, InvalidInput, NotFound
 from capture.identity import PartyKind, parse_party
@@ -82,6 +84,7 @@ async def attach_touch(
     *,
     add_number: bool,
     default_region: str,
+    zone: ZoneInfo,
 ) -> Attached:
     """Give an unmatched touch its customer; see the module's description."""
     if viewer.role not in ATTACHERS:
@@ -102,7 +105,7 @@ async def attach_touch(
             )
         await _add_contact(session, customer, number)
         attached += await _unmatched_of_number(session, viewer, number, default_region)
-    await _attach(session, customer.id, attached)
+    await _attach(session, customer.id, attached, zone)
     log.info(
         "touches attached: customer=%s activities=%s number_added=%s",
         customer.id,
@@ -121,6 +124,7 @@ async def add_contact(
     value: str,
     label: str,
     default_region: str,
+    zone: ZoneInfo,
 ) -> list[int]:
     """Add a phone number or email address to a customer.
 
@@ -170,7 +174,7 @@ async def add_contact(
     else:
         touches = await _unmatched_of_address(session, viewer, normalised)
     if touches:
-        await _attach(session, customer.id, touches)
+        await _attach(session, customer.id, touches, zone)
     await session.flush()
     return [touch.id for touch in touches]
 
@@ -272,7 +276,10 @@ def _other_addresses(activity: Activity) -> set[str]:
 
 
 async def _attach(
-    session: AsyncSession, customer_id: int, activities: list[Activity]
+    session: AsyncSession,
+    customer_id: int,
+    activities: list[Activity],
+    zone: ZoneInfo,
 ) -> None:
     earliest = min(activity.occurred_at for activity in activities)
     plans = await session.run_sync(
@@ -282,3 +289,6 @@ async def _attach(
         activity.customer_id = customer_id
         activity.plan_id = plans.open_at(customer_id, activity.occurred_at)
     await session.flush()
+    # Unmatched touches had no customer, so only this customer's facts change.
+    customers = {customer_id}
+    await session.run_sync(lambda sync: firsts.refresh(sync, zone, customers))

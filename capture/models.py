@@ -192,7 +192,11 @@ class CompanyNumber(Base):
 class Customer(Base):
     __tablename__ = "customers"
     # Reports count the customers created in a period.
-    __table_args__ = (Index("ix_customers_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_customers_created_at", "created_at"),
+        # The per-rep summary counts the customers lost in a period.
+        Index("ix_customers_closed_at", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -601,6 +605,12 @@ class Deal(Base):
     """An opportunity; won or lost when it closes."""
 
     __tablename__ = "deals"
+    # Reports read the deals won or opened in a period.
+    __table_args__ = (
+        # Holds what the KPI page reads of the deals won in a period.
+        Index("ix_deals_won_at", "won_at", "stage", "customer_id"),
+        Index("ix_deals_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(
@@ -621,6 +631,7 @@ class Deal(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_received_at", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int] = mapped_column(
@@ -913,6 +924,66 @@ class TouchDay(Base):
     # Calls with talk time above zero, and their summed talk time in seconds.
     answered: Mapped[int] = mapped_column(Integer)
     talk_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+class TouchMonth(Base):
+    """Touches of one rep in one calendar month, kept beside `TouchDay`.
+
+    `month` is the first day of a calendar month in the organisation's time
+    zone. A month of reports reads about a thousand rows here instead of a
+    month of daily rows; `capture.rollups` adds every change to both tables.
+    """
+
+    __tablename__ = "touch_months"
+    __table_args__ = (Index("ix_touch_months_month", "month"),)
+
+    rep_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    touches: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+    talk_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerFirst(Base):
+    """A customer's first touch and first won deal, kept for the KPI page.
+
+    `capture.rollups` recomputes the row of every customer whose touches or
+    won deals a transaction changed. `touches_to_win` counts the touches
+    (automatic email excluded) up to and including the first win's moment.
+    `cycle_days` is the calendar days from the first touch to the first win
+    in the organisation's time zone, set only when `touches_to_win` is above
+    zero. Two deals won at the same first moment count as the lower id.
+    """
+
+    __tablename__ = "customer_firsts"
+    # The KPI page reads one period of first wins. The index contains every
+    # column it reads, so that read never visits the table.
+    __table_args__ = (
+        Index(
+            "ix_customer_firsts_won",
+            "first_won_at",
+            "created_at",
+            "cycle_days",
+            "touches_to_win",
+        ),
+    )
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The customer's own creation time, copied for the conversion rate.
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_deal_id: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    signed_minor: Mapped[int | None] = mapped_column(BigInteger)
+    touches_to_win: Mapped[int | None] = mapped_column(Integer)
+    cycle_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExportSchedule(Base):

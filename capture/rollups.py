@@ -1,24 +1,27 @@
-"""Per-rep daily touch counts (`touch_days`), kept up to date as touches arrive.
+"""Per-rep touch counts by day and by month, kept up to date as touches arrive.
 
 Code that inserts touches calls `mark_new` with their ids; code that may
 change a touch's rep, direction, time or talk time calls `mark_changed`
 with the values before the change. The transaction's owner calls
 `refresh_marked` before it commits: it reads the marked touches as they
 are now, subtracts what they counted before, and adds the difference to
-the (rep, day) rows with one upsert. A duplicate webhook changes nothing,
-so it adds nothing, and a late event that moves a call to another day
-moves its count with it.
+the (rep, day) rows of `touch_days` and the (rep, month) rows of
+`touch_months` with one upsert each. A duplicate webhook changes nothing,
+so it adds nothing, and a late event that moves a call to another day or
+month moves its count with it. The same call recomputes the first-touch
+facts (`capture.firsts`) of the marked touches' customers.
 
 Code that holds the touches' values after its change may pass them with
 `mark_current`, which spares `refresh_marked` reading them back. A later
 `mark_changed` of the same touch in the transaction discards them.
 
-Days are calendar days in the organisation's time zone. After the
-`timezone` setting changes, run `touchline reports rebuild`.
+Days and months are calendar days and months in the organisation's time
+zone. After the `timezone` setting changes, run `touchline reports rebuild`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -29,7 +32,8 @@ from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from capture.models import Activity, Call, TouchDay, table_of
+from capture import firsts
+from capture.models import Activity, Call, TouchDay, TouchMonth, table_of
 from capture.sql import Prepared
 
 # session.info keys of the marks waiting for `refresh_marked`.
@@ -37,14 +41,16 @@ _NEW = "rollups.new"
 _BEFORE = "rollups.before"
 _CURRENT = "rollups.current"
 TOUCH_DAYS = table_of(TouchDay)
+TOUCH_MONTHS = table_of(TouchMonth)
 # Rows of one INSERT when a rebuild writes the whole table.
 REBUILD_CHUNK = 5000
 
 Key = tuple[int, date, str, str]
 # A touch as it counted before a change: id, rep id, direction, time, talk.
-Before = tuple[int, int | None, str, datetime, int | None]
-# A touch as it counts now: id, rep id, channel, direction, time, talk, automatic.
-Current = tuple[int, int | None, str, str, datetime, int | None, bool]
+Before = tuple[int, int | None, str, datetime, int | None, int | None]
+# A touch as it counts now: id, rep id, channel, direction, time, talk, automatic,
+# customer id.
+Current = tuple[int, int | None, str, str, datetime, int | None, bool, int | None]
 
 
 def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
@@ -56,9 +62,10 @@ def mark_new(session: Session, activity_ids: Iterable[int]) -> None:
 def mark_changed(session: Session, before: Iterable[Before]) -> None:
     """Note touches that may change, with what they counted before the change.
 
-    Each item is (id, rep id, direction, time, talk seconds). The rep and the
-    direction matter as much as the time: a call's rep can become known only
-    when a later leg arrives, and its direction can come from its parent leg.
+    Each item is (id, rep id, direction, time, talk seconds, customer id).
+    The rep and the direction matter as much as the time: a call's rep can
+    become known only when a later leg arrives, and its direction can come
+    from its parent leg. The customer and the time move first-touch facts.
     """
     known: dict[int, Before] = session.info.setdefault(_BEFORE, {})
     current: dict[int, Current] = session.info.get(_CURRENT, {})
@@ -75,29 +82,53 @@ def mark_current(session: Session, rows: Iterable[Current]) -> None:
 
 
 def refresh_marked(session: Session, zone: ZoneInfo) -> int:
-    """Add the marked touches' changes to `touch_days`; return the rows changed."""
+    """Add the marked touches' changes to the counts; return the day rows changed.
+
+    Also recomputes the first-touch facts of the touches' customers and of
+    the customers marked with `firsts.mark_customers`.
+    """
     new: set[int] = session.info.pop(_NEW, set())
     before: dict[int, Before] = session.info.pop(_BEFORE, {})
     current: dict[int, Current] = session.info.pop(_CURRENT, {})
+    customers = firsts.marked_customers(session)
     if not new and not before:
+        firsts.refresh(session, zone, customers)
         return 0
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for activity_id, rep_id, channel, direction, moment, talk, automatic in _current(
-        session, new | set(before), current
-    ):
+    for row in _current(session, new | set(before), current):
+        activity_id, rep_id, channel, direction, moment, talk, automatic = row[:7]
+        old = before.get(activity_id) if activity_id not in new else None
+        customers.update(_customers_changed(old, moment, row[7]))
         if automatic:
             continue
         if rep_id is not None:
             key = (rep_id, local_day(moment, zone), channel, direction)
             _count(deltas, key, talk, 1)
-        if activity_id in before and activity_id not in new:
-            _, old_rep, old_direction, old_moment, old_talk = before[activity_id]
+        if old is not None:
+            _, old_rep, old_direction, old_moment, old_talk, _ = old
             if old_rep is not None:
                 key = (old_rep, local_day(old_moment, zone), channel, old_direction)
                 _count(deltas, key, old_talk, -1)
     changed = {key: value for key, value in deltas.items() if any(value)}
     _apply(session, changed)
+    firsts.refresh(session, zone, customers)
     return len(changed)
+
+
+def _customers_changed(
+    old: Before | None, moment: datetime, customer_id: int | None
+) -> set[int]:
+    """Return the customers whose first-touch facts a touch's change can move.
+
+    Most status callbacks of a call change neither its time nor its
+    customer, and those batches then skip `firsts.refresh`.
+    """
+    if old is None:
+        return {customer_id} if customer_id is not None else set()
+    old_customer, old_moment = old[5], old[3]
+    if old_customer == customer_id and old_moment == moment:
+        return set()
+    return {id_ for id_ in (old_customer, customer_id) if id_ is not None}
 
 
 def _current(session: Session, ids: set[int], known: dict[int, Current]) -> list[Any]:
@@ -114,6 +145,7 @@ def _current(session: Session, ids: set[int], known: dict[int, Current]) -> list
             Activity.occurred_at,
             Call.talk_seconds,
             Activity.automatic,
+            Activity.customer_id,
         )
         .outerjoin(Call, Call.activity_id == Activity.id)
         .where(Activity.id.in_(missing))
@@ -130,17 +162,17 @@ def _count(deltas: dict[Key, list[int]], key: Key, talk: int | None, sign: int) 
         counts[2] += sign * talk
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(table: Any, period: str, dialect: str) -> Any:
+    """Add each row's counts to its stored (rep, `period`, channel, direction) row."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(TOUCH_DAYS).values(
-        {name: bindparam(name) for name in COUNTED}
-    )
+    names = ("rep_id", period, *COUNTED[2:])
+    statement = module.insert(table).values({name: bindparam(name) for name in names})
     return statement.on_conflict_do_update(
-        index_elements=["rep_id", "day", "channel", "direction"],
+        index_elements=["rep_id", period, "channel", "direction"],
         set_={
-            "touches": TOUCH_DAYS.c.touches + statement.excluded.touches,
-            "answered": TOUCH_DAYS.c.answered + statement.excluded.answered,
-            "talk_seconds": TOUCH_DAYS.c.talk_seconds + statement.excluded.talk_seconds,
+            "touches": table.c.touches + statement.excluded.touches,
+            "answered": table.c.answered + statement.excluded.answered,
+            "talk_seconds": table.c.talk_seconds + statement.excluded.talk_seconds,
         },
     )
 
@@ -154,14 +186,17 @@ COUNTED = (
     "answered",
     "talk_seconds",
 )
-# Compiled once: the writer runs it in every batch that adds a touch.
-UPSERT = Prepared(_upsert)
+MONTH_COUNTED = ("rep_id", "month", *COUNTED[2:])
+# Compiled once: the writer runs them in every batch that adds a touch.
+UPSERT = Prepared(functools.partial(_upsert, TOUCH_DAYS, "day"))
+UPSERT_MONTHS = Prepared(functools.partial(_upsert, TOUCH_MONTHS, "month"))
 
 
 def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
-    """Add `deltas` to their rows in one upsert, then drop rows left at zero."""
+    """Add `deltas` to their day and month rows, then drop rows left at zero."""
     if not deltas:
         return
+    months = month_totals(deltas)
     UPSERT.run_many(
         session,
         [
@@ -169,13 +204,32 @@ def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
             for key, counts in sorted(deltas.items())
         ],
     )
+    UPSERT_MONTHS.run_many(
+        session,
+        [
+            dict(zip(MONTH_COUNTED, (*key, *counts), strict=True))
+            for key, counts in sorted(months.items())
+            if any(counts)
+        ],
+    )
     if any(counts[0] < 0 for counts in deltas.values()):
         reps = {key[0] for key in deltas}
-        session.execute(
-            delete(TOUCH_DAYS).where(
-                and_(TOUCH_DAYS.c.touches == 0, TOUCH_DAYS.c.rep_id.in_(reps))
+        for table in (TOUCH_DAYS, TOUCH_MONTHS):
+            session.execute(
+                delete(table).where(
+                    and_(table.c.touches == 0, table.c.rep_id.in_(reps))
+                )
             )
-        )
+
+
+def month_totals(days: dict[Key, list[int]]) -> dict[Key, list[int]]:
+    """Sum (rep, day, channel, direction) counts by the day's calendar month."""
+    months: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (rep_id, day, channel, direction), counts in days.items():
+        total = months[(rep_id, day.replace(day=1), channel, direction)]
+        for index, value in enumerate(counts):
+            total[index] += value
+    return months
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -183,8 +237,12 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
 
 
 def rebuild(session: Session, zone: ZoneInfo) -> int:
-    """Count every touch again into an emptied table; return the rows written."""
+    """Count every touch again into emptied tables; return the day rows written.
+
+    Rebuilds the day and month counts and every customer's first-touch facts.
+    """
     session.execute(delete(TOUCH_DAYS))
+    session.execute(delete(TOUCH_MONTHS))
     query = (
         select(
             Activity.rep_id,
@@ -222,4 +280,11 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
     ]
     for start in range(0, len(rows), REBUILD_CHUNK):
         session.execute(insert(TOUCH_DAYS), rows[start : start + REBUILD_CHUNK])
+    month_rows = [
+        dict(zip(MONTH_COUNTED, (*key, *counts), strict=True))
+        for key, counts in month_totals(totals).items()
+    ]
+    for start in range(0, len(month_rows), REBUILD_CHUNK):
+        session.execute(insert(TOUCH_MONTHS), month_rows[start : start + REBUILD_CHUNK])
+    firsts.rebuild(session, zone)
     return len(rows)

@@ -261,13 +261,16 @@ async def activities_csv_of(
     options: ExportFilter,
     on_rows: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
+    # Imported here because reports.activity_csv builds on this module.
+    from reports.activity_csv import encoded_activity_rows
+
     fields = await active_fields(session)
     header = [*COLUMNS, *(f"field:{field.key}" for field in fields)]
     yield BOM.encode("utf-8") + encode_rows([header])
-    async for rows in activity_rows(session, options, fields):
-        yield encode_rows(rows)
+    async for chunk, count in encoded_activity_rows(session, options, fields):
+        yield chunk
         if on_rows is not None:
-            on_rows(len(rows))
+            on_rows(count)
 
 
 async def _field_values(

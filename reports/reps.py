@@ -10,14 +10,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from capture.access import Viewer, visible_users
-from capture.models import Customer, Deal, Payment, Plan, Team, TouchDay, User
+from capture.models import (
+    Customer,
+    Deal,
+    Payment,
+    Plan,
+    Team,
+    TouchDay,
+    TouchMonth,
+    User,
+)
 from reports.busy import flag_busy_not_converting
 from reports.periods import DateRange
 
@@ -134,22 +145,46 @@ TOUCH_FIELDS: dict[tuple[str, str], str] = {
 }
 
 
+def _counts(model: Any, condition: ColumnElement[bool]) -> Any:
+    return (
+        select(
+            model.rep_id,
+            model.channel,
+            model.direction,
+            func.sum(model.touches),
+            func.sum(model.answered),
+            func.sum(model.talk_seconds),
+        )
+        .where(condition)
+        .group_by(model.rep_id, model.channel, model.direction)
+    )
+
+
 async def _add_touches(
     session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
 ) -> None:
-    """Add touch counts from `touch_days`, never from the touches themselves."""
-    query = (
-        select(
-            TouchDay.rep_id,
-            TouchDay.channel,
-            TouchDay.direction,
-            func.sum(TouchDay.touches),
-            func.sum(TouchDay.answered),
-            func.sum(TouchDay.talk_seconds),
+    """Add touch counts from the monthly and daily counts, never from the touches.
+
+    Whole calendar months come from `touch_months`, the days of a month
+    the period covers only in part from `touch_days`.
+    """
+    months, days = split_months(period.first, period.last)
+    parts: list[Any] = []
+    if months is not None:
+        parts.append(
+            _counts(
+                TouchMonth,
+                and_(TouchMonth.month >= months[0], TouchMonth.month < months[1]),
+            )
         )
-        .where(TouchDay.day >= period.first, TouchDay.day <= period.last)
-        .group_by(TouchDay.rep_id, TouchDay.channel, TouchDay.direction)
-    )
+    if days:
+        parts.append(
+            _counts(
+                TouchDay,
+                or_(*(and_(TouchDay.day >= a, TouchDay.day <= b) for a, b in days)),
+            )
+        )
+    query: Any = union_all(*parts) if len(parts) > 1 else parts[0]
     for rep_id, channel, direction, touches, answered, talk in await session.execute(
         query
     ):
@@ -164,6 +199,32 @@ async def _add_touches(
         summary.calls = summary.calls_made + summary.calls_received
         summary.sms = summary.sms_sent + summary.sms_received
         summary.emails = summary.emails_sent + summary.emails_received
+
+
+def split_months(
+    first: date, last: date
+) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """Split the days `first`..`last` into whole calendar months and other days.
+
+    Returns the first days of the whole months as [start, end), or None when
+    there is none, and the remaining days as inclusive (first, last) pairs.
+    """
+    start = first if first.day == 1 else _next_month(first)
+    following = last + timedelta(days=1)
+    # The first day after the whole months: `last` ends a month or it does not.
+    end = following if following.day == 1 else last.replace(day=1)
+    if start >= end:
+        return None, [(first, last)]
+    days = []
+    if first < start:
+        days.append((first, start - timedelta(days=1)))
+    if end <= last:
+        days.append((end, last))
+    return (start, end), days
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
 async def _add_sales(
@@ -230,27 +291,20 @@ async def _add_customers(
 async def _add_won_customers(
     session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
 ) -> None:
-    # A customer's first deal is their earliest won deal.
-    first_win = (
-        select(Deal.customer_id, func.min(Deal.won_at).label("won_at"))
-        .where(Deal.stage == "won")
-        .group_by(Deal.customer_id)
-        .subquery()
+    # A customer's first deals are their won deals with the earliest time:
+    # those won in the period with no won deal of the customer before them.
+    earlier = aliased(Deal, name="earlier")
+    won_before = exists().where(
+        earlier.customer_id == Deal.customer_id,
+        earlier.stage == "won",
+        earlier.won_at < Deal.won_at,
     )
     query = (
         select(
             Customer.owner_id, Deal.currency, func.count(), func.sum(Deal.signed_minor)
         )
-        .join(first_win, first_win.c.customer_id == Customer.id)
-        .join(
-            Deal,
-            and_(
-                Deal.customer_id == Customer.id,
-                Deal.stage == "won",
-                Deal.won_at == first_win.c.won_at,
-            ),
-        )
-        .where(_in(first_win.c.won_at, period))
+        .join(Customer, Customer.id == Deal.customer_id)
+        .where(Deal.stage == "won", _in(Deal.won_at, period), ~won_before)
         .group_by(Customer.owner_id, Deal.currency)
     )
     totals: dict[int | None, int] = defaultdict(int)

@@ -36,6 +36,12 @@ async def table_csv(
     table: Table, on_rows: Callable[[int], None] | None = None
 ) -> AsyncIterator[bytes]:
     yield BOM.encode("utf-8") + encode_rows([table.columns])
+    if table.csv_rows is not None:
+        async for chunk, count in table.csv_rows():
+            yield chunk
+            if on_rows is not None:
+                on_rows(count)
+        return
     async for rows in table.rows():
         yield encode_rows(rows)
         if on_rows is not None:

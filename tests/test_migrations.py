@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 from alembic import command
 from conftest import PG_ADMIN_DSN, _pg_dsn
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from capture import migrate
 from capture.access import Viewer
 from capture.db import Database, sync_url
+from capture.models import Activity, Customer
 from transcripts.search import SearchFilters, search
 
 
@@ -171,3 +175,77 @@ def test_models_match_migrations(empty_database: str) -> None:
 
     # Raises when the models hold a table, column or index the migrations lack.
     command.check(migrate.alembic_config(empty_database))
+
+
+def test_migration_0013_sums_months(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0010")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (email, name, role, active, created_at, locale,"
+                " session_version)"
+                " VALUES ('rep@example.com', 'Rep', 'rep', true, '2026-01-01', 'en', 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO touch_days (rep_id, day, channel, direction, touches,"
+                " answered, talk_seconds) VALUES"
+                " (1, '2026-10-31', 'call', 'outbound', 2, 1, 60),"
+                " (1, '2026-11-01', 'call', 'outbound', 3, 2, 90),"
+                " (1, '2026-11-30', 'call', 'outbound', 1, 1, 10),"
+                " (1, '2026-11-30', 'sms', 'inbound', 4, 0, 0)"
+            )
+        )
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT month, channel, touches, answered, talk_seconds"
+                " FROM touch_months ORDER BY month, channel"
+            )
+        ).all()
+    command.downgrade(migrate.alembic_config(empty_database), "0010")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert [(str(row[0]), *row[1:]) for row in rows] == [
+        ("2026-10-01", "call", 2, 1, 60),
+        ("2026-11-01", "call", 4, 3, 100),
+        ("2026-11-01", "sms", 4, 0, 0),
+    ]
+
+
+def test_upgrade_fills_customer_firsts(empty_database: str) -> None:
+    zone = ZoneInfo("America/Los_Angeles")
+    migrate.upgrade(empty_database)
+    engine = create_engine(sync_url(empty_database))
+    # Touches stored before the table existed: it is empty, as after 0013.
+    with Session(engine) as session, session.begin():
+        customer = Customer(name="Harbor Freight Co")
+        session.add(customer)
+        session.flush()
+        customer_id = customer.id
+        session.add(
+            Activity(
+                external_key="import:first",
+                channel="call",
+                direction="outbound",
+                occurred_at=datetime(2026, 11, 2, 7, 30, tzinfo=UTC),
+                customer_id=customer_id,
+            )
+        )
+
+    migrate.upgrade(empty_database, zone=zone)
+    migrate.upgrade(empty_database, zone=zone)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT customer_id, first_touch_at FROM customer_firsts")
+        ).all()
+    engine.dispose()
+
+    assert len(rows) == 1
+    assert rows[0][0] == customer_id
+    assert rows[0][1] is not None

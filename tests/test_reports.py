@@ -294,3 +294,49 @@ async def test_cli_rebuild_keeps_counts(
 
     assert result.returncode == 0, result.stderr
     assert after == before
+
+
+# Touch counts of the golden touches over ranges that cut calendar months,
+# worked out from golden_reports.TOUCHES in Los Angeles time: ben's call t7
+# is on 31 October there, and t10 (07:59 UTC on 1 December) on 30 November.
+RANGE_COUNTS = {
+    ("2026-10-31", "2026-12-01"): {
+        "ana@demo.touchline.test": (4, 3, 210, 2, 0),
+        "ben@demo.touchline.test": (2, 2, 100, 0, 1),
+    },
+    ("2026-10-31", "2026-11-29"): {
+        "ana@demo.touchline.test": (4, 3, 210, 2, 0),
+        "ben@demo.touchline.test": (1, 1, 90, 0, 1),
+    },
+    ("2026-11-30", "2026-12-01"): {
+        "ana@demo.touchline.test": (0, 0, 0, 0, 0),
+        "ben@demo.touchline.test": (1, 1, 10, 0, 0),
+    },
+}
+
+
+@pytest.mark.parametrize("span", list(RANGE_COUNTS))
+async def test_summary_range_cutting_months(
+    client: Any, token: str, span: tuple[str, str]
+) -> None:
+    first, last = span
+    response = await client.get(
+        "/api/v1/reports/reps",
+        params={"from": first, "to": last},
+        headers=bearer(token),
+    )
+
+    body = await response.json()
+    assert response.status == 200, body
+    assert (body["from"], body["to"]) == span
+    items = {item["email"]: item for item in body["items"]}
+    for email, expected in RANGE_COUNTS[span].items():
+        item = items[email]
+        counted = (
+            item["calls"],
+            item["answered_calls"],
+            item["talk_seconds"],
+            item["sms"],
+            item["other_touches"],
+        )
+        assert counted == expected, email

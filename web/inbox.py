@@ -40,6 +40,7 @@ async def attach(request: web.Request) -> web.Response:
             customer_id,
             add_number=form.get("add_number") == "on",
             default_region=request.app[SETTINGS].default_region,
+            zone=request.app[SETTINGS].zone,
         )
     raise web.HTTPSeeOther(safe_next(form_text(form, "next", 2000)) or "/")
 
@@ -60,5 +61,6 @@ async def add_contact_point(request: web.Request) -> web.Response:
             value=form_text(form, "value", 320),
             label=form_text(form, "label", 200),
             default_region=request.app[SETTINGS].default_region,
+            zone=request.app[SETTINGS].zone,
         )
     raise web.HTTPSeeOther(f"/customers/{customer_id}")

@@ -1,4 +1,4 @@
-"""Command-line exports of the reports and the rebuild of the daily counts.
+"""Command-line exports of the reports and the rebuild of their kept counts.
 
 `touchline export calls|summary|kpis [--format csv|xlsx]` writes the same
 tables as the API with no viewer to limit them, because the command line
@@ -49,7 +49,9 @@ def add_commands(export: Any, commands: Any) -> None:
         required=True, metavar="WHAT"
     )
     rebuild = reports.add_parser(
-        "rebuild", help="count every touch again into the daily counts"
+        "rebuild",
+        help="count every touch again into the daily and monthly counts and "
+        "recompute every customer's first touch and first win",
     )
     rebuild.set_defaults(run=run_rebuild)
 
@@ -81,7 +83,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
             rows = rollups.rebuild(session, settings.zone)
     finally:
         asyncio.run(database.dispose())
-    print(f"{rows} daily count rows written", file=sys.stderr)
+    print(f"{rows} daily count rows written, with their months", file=sys.stderr)
     return 0
 
 
