@@ -29,6 +29,8 @@ from transcripts.whisper_models import resolve_model
 logger = logging.getLogger(__name__)
 
 FASTER_WHISPER = "faster-whisper"
+OPENAI_WHISPER = "openai-whisper"
+ENGINES = (FASTER_WHISPER, OPENAI_WHISPER)
 # faster-whisper resamples all input to the rate Whisper was trained on.
 SAMPLE_RATE_HZ = 16_000
 # 5 beams is the default of faster-whisper 1.2 and of the openai-whisper
@@ -96,12 +98,80 @@ class Engine(Protocol):
     def transcribe(self, path: Path) -> TranscriptResult: ...
 
 
-class FasterWhisperEngine:
-    """Whisper on CPU through faster-whisper (CTranslate2).
+class ChannelEngine:
+    """An engine that transcribes each channel of a recording on its own.
 
-    Each channel is transcribed separately, so a dual-channel call recording
-    gives segments labelled by speaker side.
+    A dual-channel call recording so gives segments labelled by speaker
+    side. Subclasses decode one channel's 16 kHz samples.
     """
+
+    name: str
+    model_name: str
+    language: str | None
+
+    def transcribe(self, path: Path) -> TranscriptResult:
+        """Transcribe each channel of the audio file at `path`.
+
+        Accepts any format FFmpeg decodes with one or two channels, including
+        8 kHz 16-bit PCM and 8-bit mu-law WAV. Raises ValueError for files
+        that cannot be decoded or have more than two channels.
+        """
+        started = time.monotonic()
+        channels = _decode_channels(path)
+        duration = len(channels[0]) / SAMPLE_RATE_HZ
+        segments: list[Segment] = []
+        speech_seconds: dict[str, float] = {}
+        for number, samples in enumerate(channels, start=1):
+            if samples.size == 0:
+                continue
+            channel_segments, language, speech = self._transcribe_channel(
+                samples, number, duration
+            )
+            segments.extend(channel_segments)
+            if speech > 0:
+                speech_seconds[language] = speech_seconds.get(language, 0.0) + speech
+        segments.sort(key=lambda segment: (segment.start, segment.channel))
+        result = TranscriptResult(
+            language=self._pick_language(speech_seconds),
+            duration=duration,
+            segments=segments,
+        )
+        logger.info(
+            "Transcribed %s (%.1f s audio, %d channels) with %s %s into %d "
+            "segments in %.1f s",
+            path,
+            duration,
+            len(channels),
+            self.name,
+            self.model_name,
+            len(segments),
+            time.monotonic() - started,
+        )
+        return result
+
+    @property
+    def is_multilingual(self) -> bool:
+        raise NotImplementedError
+
+    def _transcribe_channel(
+        self, samples: npt.NDArray[np.float32], channel: int, duration: float
+    ) -> tuple[list[Segment], str, float]:
+        """Return the channel's segments, language and seconds of speech."""
+        raise NotImplementedError
+
+    def _pick_language(self, speech_seconds: dict[str, float]) -> str:
+        """Return the configured language, else the one spoken longest."""
+        if self.language is not None:
+            return self.language
+        if not self.is_multilingual:
+            return "en"
+        if not speech_seconds:
+            return UNDETERMINED_LANGUAGE
+        return max(speech_seconds, key=lambda language: speech_seconds[language])
+
+
+class FasterWhisperEngine(ChannelEngine):
+    """Whisper on CPU through faster-whisper (CTranslate2)."""
 
     name = FASTER_WHISPER
 
@@ -136,49 +206,14 @@ class FasterWhisperEngine:
             time.monotonic() - started,
         )
 
-    def transcribe(self, path: Path) -> TranscriptResult:
-        """Transcribe each channel of the audio file at `path`.
-
-        Accepts any format FFmpeg decodes with one or two channels, including
-        8 kHz 16-bit PCM and 8-bit mu-law WAV. Raises ValueError for files
-        that cannot be decoded or have more than two channels.
-        """
-        started = time.monotonic()
-        channels = _decode_channels(path)
-        duration = len(channels[0]) / SAMPLE_RATE_HZ
-        segments: list[Segment] = []
-        speech_seconds: dict[str, float] = {}
-        for number, samples in enumerate(channels, start=1):
-            channel_segments, language, speech = self._transcribe_channel(
-                samples, number, duration
-            )
-            segments.extend(channel_segments)
-            if speech > 0:
-                speech_seconds[language] = speech_seconds.get(language, 0.0) + speech
-        segments.sort(key=lambda segment: (segment.start, segment.channel))
-        result = TranscriptResult(
-            language=self._pick_language(speech_seconds),
-            duration=duration,
-            segments=segments,
-        )
-        logger.info(
-            "Transcribed %s (%.1f s audio, %d channels) with %s into %d segments "
-            "in %.1f s",
-            path,
-            duration,
-            len(channels),
-            self.model_name,
-            len(segments),
-            time.monotonic() - started,
-        )
-        return result
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
 
     def _transcribe_channel(
         self, samples: npt.NDArray[np.float32], channel: int, duration: float
     ) -> tuple[list[Segment], str, float]:
         """Return the channel's segments, language and seconds of speech."""
-        if samples.size == 0:
-            return [], UNDETERMINED_LANGUAGE, 0.0
         whisper_segments, info = self._model.transcribe(
             samples,
             language=self.language,
@@ -198,21 +233,11 @@ class FasterWhisperEngine:
             # time is where speech starts, so a click on the line seeks there.
             word_timestamps=True,
         )
-        segments = _to_segments(whisper_segments, channel, duration, samples)
+        segments = to_segments(whisper_segments, channel, duration, samples)
         return segments, info.language, info.duration_after_vad
 
-    def _pick_language(self, speech_seconds: dict[str, float]) -> str:
-        """Return the configured language, else the one spoken longest."""
-        if self.language is not None:
-            return self.language
-        if not self._model.model.is_multilingual:
-            return "en"
-        if not speech_seconds:
-            return UNDETERMINED_LANGUAGE
-        return max(speech_seconds, key=lambda language: speech_seconds[language])
 
-
-def _to_segments(
+def to_segments(
     whisper_segments: Iterable[WhisperSegment],
     channel: int,
     duration: float,
@@ -331,21 +356,35 @@ def load_engine(
 ) -> Engine:
     """Return a loaded engine, reusing one already loaded with the same arguments.
 
-    Only "faster-whisper" exists. `model` is passed to resolve_model, which
-    raises ModelError for a missing or corrupt model. Raises ValueError for an
-    unknown engine.
+    `engine` is "faster-whisper" or "openai-whisper". `model` is passed to
+    resolve_model, or for openai-whisper to resolve_checkpoint, both of
+    which raise ModelError for a missing or corrupt model. Raises ValueError
+    for an unknown engine.
     """
-    if engine != FASTER_WHISPER:
+    if engine not in ENGINES:
         raise ValueError(
             f"Unknown transcription engine {engine!r}. "
-            f"The only supported engine is {FASTER_WHISPER!r}."
+            f"Supported engines: {', '.join(map(repr, ENGINES))}."
         )
     key = (engine, model, data_dir.absolute(), language, cpu_threads)
     # The lock is held while loading so concurrent jobs load a model only once.
     with _engines_lock:
         loaded = _engines.get(key)
         if loaded is None:
-            model_dir = resolve_model(model, data_dir)
-            loaded = FasterWhisperEngine(model_dir, model, language, cpu_threads)
+            loaded = _load(engine, model, data_dir, language, cpu_threads)
             _engines[key] = loaded
         return loaded
+
+
+def _load(
+    engine: str, model: str, data_dir: Path, language: str | None, cpu_threads: int
+) -> Engine:
+    if engine == OPENAI_WHISPER:
+        # Imported here because openai-whisper and PyTorch are an optional extra.
+        from transcripts.openai_checkpoint import resolve_checkpoint
+        from transcripts.openai_engine import OpenAIWhisperEngine
+
+        checkpoint = resolve_checkpoint(model, data_dir)
+        return OpenAIWhisperEngine(checkpoint, model, language, cpu_threads)
+    model_dir = resolve_model(model, data_dir)
+    return FasterWhisperEngine(model_dir, model, language, cpu_threads)
