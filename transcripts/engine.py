@@ -24,6 +24,7 @@ from faster_whisper.transcribe import Word
 from faster_whisper.vad import VadOptions
 
 from transcripts import guards
+from transcripts.speech_pack import pack_speech
 from transcripts.whisper_models import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -99,10 +100,12 @@ class Engine(Protocol):
 
 
 class ChannelEngine:
-    """An engine that transcribes each channel of a recording on its own.
+    """An engine that labels each segment with the channel it was spoken on.
 
-    A dual-channel call recording so gives segments labelled by speaker
-    side. Subclasses decode one channel's 16 kHz samples.
+    The speech of all channels is packed into one stream (see
+    transcripts/speech_pack.py), decoded in one pass and mapped back, so a
+    dual-channel call recording gives segments labelled by speaker side.
+    Subclasses decode the packed 16 kHz samples.
     """
 
     name: str
@@ -119,28 +122,26 @@ class ChannelEngine:
         started = time.monotonic()
         channels = _decode_channels(path)
         duration = len(channels[0]) / SAMPLE_RATE_HZ
+        pack = pack_speech(channels, VAD_OPTIONS, SAMPLE_RATE_HZ)
         segments: list[Segment] = []
-        speech_seconds: dict[str, float] = {}
-        for number, samples in enumerate(channels, start=1):
-            if samples.size == 0:
-                continue
-            channel_segments, language, speech = self._transcribe_channel(
-                samples, number, duration
-            )
-            segments.extend(channel_segments)
-            if speech > 0:
-                speech_seconds[language] = speech_seconds.get(language, 0.0) + speech
+        language = self._default_language()
+        if pack.pieces:
+            whisper_segments, language = self._decode(pack.audio)
+            for channel, channel_segments in pack.restore(whisper_segments).items():
+                samples = channels[channel - 1]
+                segments.extend(
+                    to_segments(channel_segments, channel, duration, samples)
+                )
         segments.sort(key=lambda segment: (segment.start, segment.channel))
         result = TranscriptResult(
-            language=self._pick_language(speech_seconds),
-            duration=duration,
-            segments=segments,
+            language=self.language or language, duration=duration, segments=segments
         )
         logger.info(
-            "Transcribed %s (%.1f s audio, %d channels) with %s %s into %d "
-            "segments in %.1f s",
+            "Transcribed %s (%.1f s audio, %.1f s speech, %d channels) with %s %s "
+            "into %d segments in %.1f s",
             path,
             duration,
+            pack.speech_seconds,
             len(channels),
             self.name,
             self.model_name,
@@ -153,21 +154,17 @@ class ChannelEngine:
     def is_multilingual(self) -> bool:
         raise NotImplementedError
 
-    def _transcribe_channel(
-        self, samples: npt.NDArray[np.float32], channel: int, duration: float
-    ) -> tuple[list[Segment], str, float]:
-        """Return the channel's segments, language and seconds of speech."""
+    def _decode(
+        self, audio: npt.NDArray[np.float32]
+    ) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of 16 kHz speech, in its own times, and language."""
         raise NotImplementedError
 
-    def _pick_language(self, speech_seconds: dict[str, float]) -> str:
-        """Return the configured language, else the one spoken longest."""
+    def _default_language(self) -> str:
+        """Return the language of a recording without speech."""
         if self.language is not None:
             return self.language
-        if not self.is_multilingual:
-            return "en"
-        if not speech_seconds:
-            return UNDETERMINED_LANGUAGE
-        return max(speech_seconds, key=lambda language: speech_seconds[language])
+        return "en" if not self.is_multilingual else UNDETERMINED_LANGUAGE
 
 
 class FasterWhisperEngine(ChannelEngine):
@@ -210,31 +207,27 @@ class FasterWhisperEngine(ChannelEngine):
     def is_multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
 
-    def _transcribe_channel(
-        self, samples: npt.NDArray[np.float32], channel: int, duration: float
-    ) -> tuple[list[Segment], str, float]:
-        """Return the channel's segments, language and seconds of speech."""
+    def _decode(
+        self, audio: npt.NDArray[np.float32]
+    ) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of 16 kHz speech, in its own times, and language."""
         whisper_segments, info = self._model.transcribe(
-            samples,
+            audio,
             language=self.language,
             beam_size=self.beam_size,
             # Each utterance is decoded on its own, so one misheard phrase
             # cannot steer the rest of the call into a repetition loop.
             condition_on_previous_text=False,
-            # Silero VAD drops silence and line noise, on which Whisper tends
-            # to invent text such as "Thank you.".
-            vad_filter=True,
-            vad_parameters=VAD_OPTIONS,
+            # The audio is already the speech that Silero VAD found.
+            vad_filter=False,
             compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
             log_prob_threshold=LOG_PROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD,
-            # With VAD, a segment's own start is where its decoding window
-            # began, often the end of the previous utterance. The first word's
-            # time is where speech starts, so a click on the line seeks there.
+            # Word times map each word back to its channel and to where it
+            # was spoken, and a pause between words starts a new segment.
             word_timestamps=True,
         )
-        segments = to_segments(whisper_segments, channel, duration, samples)
-        return segments, info.language, info.duration_after_vad
+        return list(whisper_segments), info.language
 
 
 def to_segments(

@@ -1,6 +1,6 @@
 """Whisper through openai-whisper (PyTorch) as a second engine.
 
-It decodes the same speech spans with the same thresholds as
+It decodes the same packed speech with the same thresholds as
 FasterWhisperEngine, and its segments go through the same guards, so the
 two engines differ only in the inference library. openai-whisper and
 PyTorch are an optional extra, imported when this engine loads.
@@ -12,13 +12,13 @@ import gc
 import logging
 import time
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from faster_whisper.transcribe import Segment as WhisperSegment
-from faster_whisper.transcribe import Word, restore_speech_timestamps
-from faster_whisper.vad import collect_chunks, get_speech_timestamps
+from faster_whisper.transcribe import Word
 
 from transcripts.engine import (
     COMPRESSION_RATIO_THRESHOLD,
@@ -26,12 +26,7 @@ from transcripts.engine import (
     LOG_PROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
     OPENAI_WHISPER,
-    SAMPLE_RATE_HZ,
-    UNDETERMINED_LANGUAGE,
-    VAD_OPTIONS,
     ChannelEngine,
-    Segment,
-    to_segments,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,22 +115,15 @@ class OpenAIWhisperEngine(ChannelEngine):
             # collector closes it, and it must run while the filter holds.
             gc.collect()
 
-    def _transcribe_channel(
-        self, samples: npt.NDArray[np.float32], channel: int, duration: float
-    ) -> tuple[list[Segment], str, float]:
-        """Return the channel's segments, language and seconds of speech."""
+    def _decode(
+        self, audio: npt.NDArray[np.float32]
+    ) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of 16 kHz speech, in its own times, and language."""
         import whisper
 
-        # The same Silero VAD pass as faster-whisper's vad_filter: only the
-        # speech spans are joined and decoded, and times are mapped back.
-        speech_chunks = get_speech_timestamps(samples, VAD_OPTIONS)
-        if not speech_chunks:
-            return [], UNDETERMINED_LANGUAGE, 0.0
-        audio_chunks, _ = collect_chunks(samples, speech_chunks)
-        speech = np.concatenate(audio_chunks)
         result = whisper.transcribe(
             self._model,
-            speech,
+            audio,
             verbose=None,
             language=self.language,
             beam_size=self.beam_size,
@@ -147,13 +135,8 @@ class OpenAIWhisperEngine(ChannelEngine):
             word_timestamps=True,
             fp16=False,
         )
-        whisper_segments = restore_speech_timestamps(
-            [_whisper_segment(segment) for segment in result["segments"]],
-            speech_chunks,
-            SAMPLE_RATE_HZ,
-        )
-        segments = to_segments(whisper_segments, channel, duration, samples)
-        return segments, str(result["language"]), len(speech) / SAMPLE_RATE_HZ
+        segments = [_whisper_segment(segment) for segment in result["segments"]]
+        return segments, str(result["language"])
 
 
 def _whisper_segment(segment: dict[str, Any]) -> WhisperSegment:
