@@ -33,6 +33,9 @@ class Piece:
     packed_start: float  # seconds from the start of the packed stream
     packed_end: float  # seconds from the start of the packed stream
     start: float  # seconds from the start of the recording
+    # Seconds from the start of the packed stream where the VAD heard speech
+    # begin, after the padding it adds before each span.
+    onset: float
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,19 @@ class SpeechPack:
         word is never stretched across the gap between two pieces.
         """
         by_channel: dict[int, list[WhisperSegment]] = {}
+        previous: list[Piece | None] = [None]
         for segment in segments:
-            for channel, restored in self._restore_segment(segment):
+            for channel, restored in self._restore_segment(segment, previous):
                 by_channel.setdefault(channel, []).append(restored)
         return by_channel
 
     def _restore_segment(
-        self, segment: WhisperSegment
+        self, segment: WhisperSegment, previous: list[Piece | None]
     ) -> list[tuple[int, WhisperSegment]]:
+        """Map one segment. `previous` holds the piece of the last word mapped."""
         if not segment.words:
             piece = self.piece_at((segment.start + segment.end) / 2)
+            previous[0] = piece
             restored = dataclasses.replace(
                 segment,
                 start=_to_recording(piece, segment.start),
@@ -82,10 +88,17 @@ class SpeechPack:
         groups: list[tuple[int, list[Word]]] = []
         for word in segment.words:
             piece = self.piece_at((word.start + word.end) / 2)
+            start = word.start
+            if piece != previous[0]:
+                # Whisper's alignment tends to stretch the word before a pause
+                # over it and start the next word late. The first word heard
+                # in a span starts no later than the speech the VAD found.
+                start = min(start, piece.onset)
+            previous[0] = piece
             moved = dataclasses.replace(
                 word,
-                start=_to_recording(piece, word.start),
-                end=_to_recording(piece, word.end),
+                start=_to_recording(piece, start),
+                end=_to_recording(piece, max(word.end, start)),
             )
             if not groups or groups[-1][0] != piece.channel:
                 groups.append((piece.channel, []))
@@ -120,18 +133,25 @@ def pack_speech(
     arrays: list[npt.NDArray[np.float32]] = []
     pieces: list[Piece] = []
     packed_samples = 0
+    pad_seconds = options.speech_pad_ms / 1000
     for channel, samples in enumerate(channels, start=1):
         if samples.size == 0:
             continue
         for span in get_speech_timestamps(samples, options, sampling_rate=sample_rate):
             start, end = int(span["start"]), int(span["end"])
             arrays.append(samples[start:end])
+            packed_start = packed_samples / sample_rate
+            duration = (end - start) / sample_rate
+            # The VAD pads by up to speech_pad_ms, less at the recording's
+            # start or between two spans close together.
+            pad = min(pad_seconds, start / sample_rate, duration / 2)
             pieces.append(
                 Piece(
                     channel=channel,
-                    packed_start=packed_samples / sample_rate,
-                    packed_end=(packed_samples + end - start) / sample_rate,
+                    packed_start=packed_start,
+                    packed_end=packed_start + duration,
                     start=start / sample_rate,
+                    onset=packed_start + pad,
                 )
             )
             packed_samples += end - start
