@@ -126,6 +126,8 @@ class ChannelEngine:
         segments: list[Segment] = []
         language = self._default_language()
         if pack.pieces:
+            # NOTE: one language is detected for the joined speech, so a call
+            # whose two sides speak different languages is decoded in one.
             whisper_segments, language = self._decode(pack.audio)
             for channel, channel_segments in pack.restore(whisper_segments).items():
                 samples = channels[channel - 1]

@@ -1,9 +1,9 @@
 """Convert a CTranslate2 Whisper model into an openai-whisper checkpoint.
 
-openai-whisper loads a torch file holding `dims` (a ModelDimensions dict)
-and `model_state_dict`. Its own loader downloads the weights, which cannot
-happen here, so the checkpoint is written from the same model.bin that
-faster-whisper loads. Weights are stored as float32.
+openai-whisper loads a torch file containing `dims` (a ModelDimensions
+dict) and `model_state_dict`. Its own loader downloads the weights, and
+Touchline downloads nothing at run time, so the checkpoint is written from
+the same model.bin that faster-whisper loads. Weights are stored as float32.
 
 CTranslate2 fuses the query, key and value projections of self-attention
 into one linear layer (and key and value of cross-attention), with a zero
@@ -63,7 +63,7 @@ def convert(model_dir: Path, output: Path) -> Path:
     model = read_model_file(model_bin)
     if model.spec_name != WHISPER_SPEC_NAME:
         raise WeightsError(
-            f"Model file {model_bin} holds a {model.spec_name}, not a Whisper model."
+            f"Model file {model_bin} contains a {model.spec_name}, not a Whisper model."
         )
     weights = float_weights(model)
     dims = model_dimensions(model, weights)
