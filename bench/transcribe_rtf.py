@@ -75,6 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         recording = Path(scratch) / "call.wav"
         audio_seconds = synthesize_call(recording)
+        warm_up = Path(scratch) / "warm_up.wav"
+        write_wav(warm_up, assemble_turns([(1, synthesize_speech(DIALOGUE[0][1]))]))
         print(f"audio: {recording.name}, {audio_seconds:.1f} s, 2 channels, 8 kHz")
         data_dir = arguments.data_dir or Path(scratch) / "data"
         print(
@@ -88,7 +90,12 @@ def main() -> None:
         for model in arguments.models:
             for engine_name in arguments.engines:
                 walls[engine_name, model] = measure(
-                    engine_name, model, recording, audio_seconds, data_dir, arguments
+                    engine_name,
+                    model,
+                    (warm_up, recording),
+                    audio_seconds,
+                    data_dir,
+                    arguments,
                 )
         print_ratios(walls)
 
@@ -160,15 +167,22 @@ def synthesize_call(path: Path) -> float:
 def measure(
     engine_name: str,
     model: str,
-    recording: Path,
+    recordings: tuple[Path, Path],
     audio_seconds: float,
     data_dir: Path,
     arguments: argparse.Namespace,
 ) -> float:
-    """Print one table row and return the wall seconds of the transcription."""
+    """Print one table row and return the wall seconds of the transcription.
+
+    `recordings` is a short warm-up file, transcribed untimed so one-off
+    costs such as numba compiling openai-whisper's word alignment are left
+    out, and the recording to time.
+    """
+    warm_up, recording = recordings
     started = time.perf_counter()
     engine = load(engine_name, model, data_dir, arguments)
     load_seconds = time.perf_counter() - started
+    engine.transcribe(warm_up)
 
     started = time.perf_counter()
     cpu_started = time.process_time()
