@@ -76,10 +76,8 @@ def tiny_dir(data_dir: Path) -> Path:
     return resolve_model("tiny.en", data_dir)
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """tiny.en converted by `touchline models convert` in its own process."""
-    output = tmp_path_factory.mktemp("converted") / "tiny.en.pt"
+def touchline_models(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `touchline models ARGS` in its own process with data_dir set."""
     config = data_dir / "touchline.toml"
     config.write_text(f'data_dir = "{data_dir}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHLINE_")}
@@ -88,18 +86,35 @@ def converted(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
         "TOUCHLINE_SECRET_KEY": "unused-by-models-convert-0123456789abcdef",
         "TOUCHLINE_DATABASE_URL": f"sqlite:///{data_dir / 'unused.db'}",
     }
-    command = [TOUCHLINE, "--config", str(config), "models", "convert", "tiny.en"]
-    result = subprocess.run(
-        [*command, "--output", str(output)],
+    return subprocess.run(
+        [TOUCHLINE, "--config", str(config), "models", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """tiny.en converted by `touchline models convert` in its own process."""
+    output = tmp_path_factory.mktemp("converted") / "tiny.en.pt"
+    result = touchline_models(data_dir, "convert", "tiny.en", "--output", str(output))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(output)
     return output
+
+
+def test_convert_command_unknown_model(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+
+    result = touchline_models(tmp_path, "convert", str(missing))
+
+    assert result.returncode == 1
+    assert f"Unknown model '{missing}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists()
 
 
 def test_convert_dims_of_tiny_en(converted: Path) -> None:
