@@ -284,12 +284,12 @@ def reference_result(call_path: Path, tiny_dir: Path) -> TranscriptResult:
 def openai_result(call_path: Path, openai_engine: Engine) -> TranscriptResult:
     """openai-whisper's transcript of the call, with every connection refused."""
 
-    def refuse(self: socket.socket, address: Any) -> None:
+    def reject(self: socket.socket, address: Any) -> None:
         raise AssertionError(f"network connection attempted to {address!r}")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", refuse)
-        patch.setattr(socket.socket, "connect_ex", refuse)
+        patch.setattr(socket.socket, "connect", reject)
+        patch.setattr(socket.socket, "connect_ex", reject)
         return openai_engine.transcribe(call_path)
 
 

@@ -62,7 +62,7 @@ class SpeechPack:
         """Split decoded segments by channel, with times in the recording.
 
         A segment whose words come from two channels becomes one segment per
-        channel. Each word goes to the piece that holds its midpoint, so a
+        channel. Each word goes to the piece that contains its midpoint, so a
         word is never stretched across the gap between two pieces.
         """
         by_channel: dict[int, list[WhisperSegment]] = {}
@@ -75,7 +75,7 @@ class SpeechPack:
     def _restore_segment(
         self, segment: WhisperSegment, previous: list[Piece | None]
     ) -> list[tuple[int, WhisperSegment]]:
-        """Map one segment. `previous` holds the piece of the last word mapped."""
+        """Map one segment. `previous` contains the piece of the last word mapped."""
         if not segment.words:
             piece = self.piece_at((segment.start + segment.end) / 2)
             previous[0] = piece
