@@ -10,10 +10,14 @@ PORT ?= 8080
 
 .PHONY: install run test lint format typecheck messages bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+# The openai-whisper extra installs with --no-deps, because openai-whisper's
+# triton requirement would pull a CUDA build of PyTorch; its lock pins the
+# CPU build and every dependency.
+$(STAMP): pyproject.toml requirements.lock requirements-openai-whisper.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-openai-whisper.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

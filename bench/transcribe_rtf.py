@@ -1,9 +1,12 @@
-"""Measure the real-time factor of Whisper transcription on a synthetic call.
+"""Measure real-time factor and word error rate of each engine and model.
 
 Synthesises about 70 s of dual-channel 8 kHz call audio with espeak-ng and
-sox, then times FasterWhisperEngine.transcribe for each model. The real-time
-factor is wall seconds divided by audio seconds, so below 1 is faster than
-real time. Model loading is timed separately and excluded from it.
+sox, then times Engine.transcribe for each engine and model on that one
+recording. The real-time factor is wall seconds divided by audio seconds,
+so below 1 is faster than real time. Model loading (and for openai-whisper
+the conversion of the checkpoint) is timed separately and excluded from it.
+The word error rate compares each channel's transcript with its script
+after normalising numbers (bench/wer.py).
 
 Run from the repository root, with no network access needed:
     HF_HUB_OFFLINE=1 .venv/bin/python bench/transcribe_rtf.py
@@ -27,17 +30,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import ctranslate2
 import faster_whisper
 
-from transcripts.engine import DEFAULT_BEAM_SIZE, FasterWhisperEngine, TranscriptResult
+from transcripts.engine import (
+    DEFAULT_BEAM_SIZE,
+    ENGINES,
+    FASTER_WHISPER,
+    Engine,
+    FasterWhisperEngine,
+    TranscriptResult,
+)
 from transcripts.whisper_models import DEFAULT_MODEL, resolve_model
 
 # The espeak-ng and WAV helpers live with the tests so both share one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audio import (
     TWILIO_SAMPLE_RATE_HZ,
     assemble_turns,
     synthesize_speech,
     write_wav,
 )
+from wer import word_errors
 
 # A sales call: (channel, sentence). Channel 1 is the seller, 2 the buyer.
 DIALOGUE = [
@@ -63,15 +75,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         recording = Path(scratch) / "call.wav"
         audio_seconds = synthesize_call(recording)
+        warm_up = Path(scratch) / "warm_up.wav"
+        write_wav(warm_up, assemble_turns([(1, synthesize_speech(DIALOGUE[0][1]))]))
         print(f"audio: {recording.name}, {audio_seconds:.1f} s, 2 channels, 8 kHz")
         data_dir = arguments.data_dir or Path(scratch) / "data"
-        print(f"decoding: compute_type int8, beam_size {arguments.beam_size}, VAD on")
+        print(
+            f"decoding: faster-whisper int8, openai-whisper float32, "
+            f"beam_size {arguments.beam_size}, VAD on, "
+            f"{arguments.cpu_threads} threads"
+        )
+        print("| engine | model | wall | real-time factor | CPU | WER | load |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        walls: dict[tuple[str, str], float] = {}
         for model in arguments.models:
-            measure(model, recording, audio_seconds, data_dir, arguments)
+            for engine_name in arguments.engines:
+                walls[engine_name, model] = measure(
+                    engine_name,
+                    model,
+                    (warm_up, recording),
+                    audio_seconds,
+                    data_dir,
+                    arguments,
+                )
+        print_ratios(walls)
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        default=list(ENGINES),
+        help="engines to time (default: all)",
+    )
     parser.add_argument(
         "--models",
         nargs="+",
@@ -81,9 +118,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--cpu-threads",
         type=int,
-        default=0,
-        help="CTranslate2 threads per model, where 0 lets CTranslate2 choose "
-        "(default: 0)",
+        default=2,
+        help="threads per engine, where 0 lets the library choose (default: 2)",
     )
     parser.add_argument(
         "--beam-size",
@@ -94,8 +130,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder for the joined base model (default: a temporary folder, "
-        "so base is joined again on every run)",
+        help="folder for the joined base model and converted checkpoints "
+        "(default: a temporary folder, so both are made again on every run)",
     )
     return parser.parse_args()
 
@@ -129,58 +165,84 @@ def synthesize_call(path: Path) -> float:
 
 
 def measure(
+    engine_name: str,
     model: str,
-    recording: Path,
+    recordings: tuple[Path, Path],
     audio_seconds: float,
     data_dir: Path,
     arguments: argparse.Namespace,
-) -> None:
+) -> float:
+    """Print one table row and return the wall seconds of the transcription.
+
+    `recordings` is a short warm-up file, transcribed untimed so one-off
+    costs such as numba compiling openai-whisper's word alignment are left
+    out, and the recording to time.
+    """
+    warm_up, recording = recordings
     started = time.perf_counter()
-    model_dir = resolve_model(model, data_dir)
-    resolve_seconds = time.perf_counter() - started
+    engine = load(engine_name, model, data_dir, arguments)
+    load_seconds = time.perf_counter() - started
+    engine.transcribe(warm_up)
 
     started = time.perf_counter()
-    engine = FasterWhisperEngine(
-        model_dir,
+    cpu_started = time.process_time()
+    result = engine.transcribe(recording)
+    cpu_seconds = time.process_time() - cpu_started
+    wall_seconds = time.perf_counter() - started
+
+    print(
+        f"| {engine_name} | {model} | {wall_seconds:.2f} s "
+        f"| {wall_seconds / audio_seconds:.3f} | {cpu_seconds:.2f} s "
+        f"| {word_error_rate(result):.1%} | {load_seconds:.2f} s |",
+        flush=True,
+    )
+    return wall_seconds
+
+
+def load(
+    engine_name: str, model: str, data_dir: Path, arguments: argparse.Namespace
+) -> Engine:
+    if engine_name == FASTER_WHISPER:
+        return FasterWhisperEngine(
+            resolve_model(model, data_dir),
+            model,
+            language=None,
+            cpu_threads=arguments.cpu_threads,
+            beam_size=arguments.beam_size,
+        )
+    from transcripts.openai_checkpoint import resolve_checkpoint
+    from transcripts.openai_engine import OpenAIWhisperEngine
+
+    return OpenAIWhisperEngine(
+        resolve_checkpoint(model, data_dir),
         model,
         language=None,
         cpu_threads=arguments.cpu_threads,
         beam_size=arguments.beam_size,
     )
-    load_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    result = engine.transcribe(recording)
-    wall_seconds = time.perf_counter() - started
-
-    print(
-        f"model {model}: audio {audio_seconds:.1f} s, wall {wall_seconds:.2f} s, "
-        f"real-time factor {wall_seconds / audio_seconds:.3f}, "
-        f"{len(result.segments)} segments, word recall {word_recall(result):.0%} "
-        f"(resolve {resolve_seconds:.2f} s, load {load_seconds:.2f} s)"
-    )
 
 
-def word_recall(result: TranscriptResult) -> float:
-    """Return the share of each channel's distinct spoken words in its transcript."""
-    segments = result.segments
-    found = 0
+def word_error_rate(result: TranscriptResult) -> float:
+    """Return the word error rate over both channels against the script."""
+    errors = 0
     total = 0
     for channel in (1, 2):
-        transcribed = words_of(
-            " ".join(s.text for s in segments if s.channel == channel)
-        )
-        spoken: set[str] = set()
-        for turn_channel, text in DIALOGUE:
-            if turn_channel == channel:
-                spoken |= words_of(text)
-        found += len(spoken & transcribed)
-        total += len(spoken)
-    return found / total
+        transcript = " ".join(s.text for s in result.segments if s.channel == channel)
+        script = " ".join(text for number, text in DIALOGUE if number == channel)
+        channel_errors, channel_words = word_errors(script, transcript)
+        errors += channel_errors
+        total += channel_words
+    return errors / total
 
 
-def words_of(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9']+", text.lower()))
+def print_ratios(walls: dict[tuple[str, str], float]) -> None:
+    """Print how many times faster faster-whisper is than each other engine."""
+    for (engine_name, model), wall in walls.items():
+        baseline = walls.get((FASTER_WHISPER, model))
+        if engine_name == FASTER_WHISPER or baseline is None:
+            continue
+        ratio = wall / baseline
+        print(f"{model}: faster-whisper is {ratio:.1f}x as fast as {engine_name}")
 
 
 if __name__ == "__main__":

@@ -199,8 +199,10 @@ def _weekday(value: Any) -> str:
 
 def _engine(value: Any) -> str:
     engine = _text(value)
-    if engine not in ("faster-whisper", "none"):
-        raise ValueError(f"unknown engine {engine!r}; use faster-whisper or none")
+    if engine not in ("faster-whisper", "openai-whisper", "none"):
+        raise ValueError(
+            f"unknown engine {engine!r}; use faster-whisper, openai-whisper or none"
+        )
     return engine
 
 
@@ -370,13 +372,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "transcribe_engine",
         "faster-whisper",
-        "Speech-to-text engine: faster-whisper, or none to skip transcription.",
+        "Speech-to-text engine: faster-whisper, openai-whisper (needs the "
+        "openai-whisper extra), or none to skip transcription.",
         _engine,
     ),
     Setting(
         "whisper_model",
         "base",
-        "Whisper model: base, tiny.en, or a CTranslate2 model folder.",
+        "Whisper model: base, tiny.en, a CTranslate2 model folder, or for "
+        "openai-whisper also a checkpoint file from `touchline models convert`.",
         _text,
     ),
     Setting(

@@ -61,6 +61,14 @@ def test_settings_invalid_names_key(variable: str, value: str, key: str) -> None
         load_settings(environ={**REQUIRED, variable: value})
 
 
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper", "none"])
+def test_settings_transcribe_engine_choices(engine: str) -> None:
+    settings = load_settings(
+        environ={**REQUIRED, "TOUCHLINE_TRANSCRIBE_ENGINE": engine}
+    )
+    assert settings.transcribe_engine == engine
+
+
 def test_settings_unknown_key_in_file(tmp_path: Path) -> None:
     config = tmp_path / "touchline.toml"
     config.write_text('media_host = "typo.example"\n')

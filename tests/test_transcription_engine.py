@@ -29,8 +29,8 @@ from transcripts.engine import (
     Engine,
     FasterWhisperEngine,
     TranscriptResult,
-    _to_segments,
     load_engine,
+    to_segments,
 )
 from transcripts.whisper_models import (
     BASE_MODEL_SHA256,
@@ -385,7 +385,7 @@ def test_segment_split_at_long_word_gap() -> None:
 
     noise = np.random.default_rng(7).normal(0, 0.1, 20 * 16_000).astype(np.float32)
 
-    segments = _to_segments([joined], channel=2, duration=20.0, samples=noise)
+    segments = to_segments([joined], channel=2, duration=20.0, samples=noise)
 
     assert [(s.start, s.end, s.text) for s in segments] == [
         (4.6, 7.1, "I will call."),
@@ -399,6 +399,6 @@ def test_segment_kept_whole_across_short_pause() -> None:
 
     noise = np.random.default_rng(7).normal(0, 0.1, 5 * 16_000).astype(np.float32)
 
-    segments = _to_segments([spoken], channel=1, duration=5.0, samples=noise)
+    segments = to_segments([spoken], channel=1, duration=5.0, samples=noise)
 
     assert [(s.start, s.end, s.text) for s in segments] == [(1.0, 2.9, "Hello, Ana.")]

@@ -24,11 +24,14 @@ from faster_whisper.transcribe import Word
 from faster_whisper.vad import VadOptions
 
 from transcripts import guards
+from transcripts.speech_pack import pack_speech
 from transcripts.whisper_models import resolve_model
 
 logger = logging.getLogger(__name__)
 
 FASTER_WHISPER = "faster-whisper"
+OPENAI_WHISPER = "openai-whisper"
+ENGINES = (FASTER_WHISPER, OPENAI_WHISPER)
 # faster-whisper resamples all input to the rate Whisper was trained on.
 SAMPLE_RATE_HZ = 16_000
 # 5 beams is the default of faster-whisper 1.2 and of the openai-whisper
@@ -96,12 +99,78 @@ class Engine(Protocol):
     def transcribe(self, path: Path) -> TranscriptResult: ...
 
 
-class FasterWhisperEngine:
-    """Whisper on CPU through faster-whisper (CTranslate2).
+class ChannelEngine:
+    """An engine that labels each segment with the channel it was spoken on.
 
-    Each channel is transcribed separately, so a dual-channel call recording
-    gives segments labelled by speaker side.
+    The speech of all channels is packed into one stream (see
+    transcripts/speech_pack.py), decoded in one pass and mapped back, so a
+    dual-channel call recording gives segments labelled by speaker side.
+    Subclasses decode the packed 16 kHz samples.
     """
+
+    name: str
+    model_name: str
+    language: str | None
+
+    def transcribe(self, path: Path) -> TranscriptResult:
+        """Transcribe each channel of the audio file at `path`.
+
+        Accepts any format FFmpeg decodes with one or two channels, including
+        8 kHz 16-bit PCM and 8-bit mu-law WAV. Raises ValueError for files
+        that cannot be decoded or have more than two channels.
+        """
+        started = time.monotonic()
+        channels = _decode_channels(path)
+        duration = len(channels[0]) / SAMPLE_RATE_HZ
+        pack = pack_speech(channels, VAD_OPTIONS, SAMPLE_RATE_HZ)
+        segments: list[Segment] = []
+        language = self._default_language()
+        if pack.pieces:
+            # NOTE: one language is detected for the joined speech, so a call
+            # whose two sides speak different languages is decoded in one.
+            whisper_segments, language = self._decode(pack.audio)
+            for channel, channel_segments in pack.restore(whisper_segments).items():
+                samples = channels[channel - 1]
+                segments.extend(
+                    to_segments(channel_segments, channel, duration, samples)
+                )
+        segments.sort(key=lambda segment: (segment.start, segment.channel))
+        result = TranscriptResult(
+            language=self.language or language, duration=duration, segments=segments
+        )
+        logger.info(
+            "Transcribed %s (%.1f s audio, %.1f s speech, %d channels) with %s %s "
+            "into %d segments in %.1f s",
+            path,
+            duration,
+            pack.speech_seconds,
+            len(channels),
+            self.name,
+            self.model_name,
+            len(segments),
+            time.monotonic() - started,
+        )
+        return result
+
+    @property
+    def is_multilingual(self) -> bool:
+        raise NotImplementedError
+
+    def _decode(
+        self, audio: npt.NDArray[np.float32]
+    ) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of 16 kHz speech, in its own times, and language."""
+        raise NotImplementedError
+
+    def _default_language(self) -> str:
+        """Return the language of a recording without speech."""
+        if self.language is not None:
+            return self.language
+        return "en" if not self.is_multilingual else UNDETERMINED_LANGUAGE
+
+
+class FasterWhisperEngine(ChannelEngine):
+    """Whisper on CPU through faster-whisper (CTranslate2)."""
 
     name = FASTER_WHISPER
 
@@ -136,83 +205,34 @@ class FasterWhisperEngine:
             time.monotonic() - started,
         )
 
-    def transcribe(self, path: Path) -> TranscriptResult:
-        """Transcribe each channel of the audio file at `path`.
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
 
-        Accepts any format FFmpeg decodes with one or two channels, including
-        8 kHz 16-bit PCM and 8-bit mu-law WAV. Raises ValueError for files
-        that cannot be decoded or have more than two channels.
-        """
-        started = time.monotonic()
-        channels = _decode_channels(path)
-        duration = len(channels[0]) / SAMPLE_RATE_HZ
-        segments: list[Segment] = []
-        speech_seconds: dict[str, float] = {}
-        for number, samples in enumerate(channels, start=1):
-            channel_segments, language, speech = self._transcribe_channel(
-                samples, number, duration
-            )
-            segments.extend(channel_segments)
-            if speech > 0:
-                speech_seconds[language] = speech_seconds.get(language, 0.0) + speech
-        segments.sort(key=lambda segment: (segment.start, segment.channel))
-        result = TranscriptResult(
-            language=self._pick_language(speech_seconds),
-            duration=duration,
-            segments=segments,
-        )
-        logger.info(
-            "Transcribed %s (%.1f s audio, %d channels) with %s into %d segments "
-            "in %.1f s",
-            path,
-            duration,
-            len(channels),
-            self.model_name,
-            len(segments),
-            time.monotonic() - started,
-        )
-        return result
-
-    def _transcribe_channel(
-        self, samples: npt.NDArray[np.float32], channel: int, duration: float
-    ) -> tuple[list[Segment], str, float]:
-        """Return the channel's segments, language and seconds of speech."""
-        if samples.size == 0:
-            return [], UNDETERMINED_LANGUAGE, 0.0
+    def _decode(
+        self, audio: npt.NDArray[np.float32]
+    ) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of 16 kHz speech, in its own times, and language."""
         whisper_segments, info = self._model.transcribe(
-            samples,
+            audio,
             language=self.language,
             beam_size=self.beam_size,
             # Each utterance is decoded on its own, so one misheard phrase
             # cannot steer the rest of the call into a repetition loop.
             condition_on_previous_text=False,
-            # Silero VAD drops silence and line noise, on which Whisper tends
-            # to invent text such as "Thank you.".
-            vad_filter=True,
-            vad_parameters=VAD_OPTIONS,
+            # The audio is already the speech that Silero VAD found.
+            vad_filter=False,
             compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
             log_prob_threshold=LOG_PROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD,
-            # With VAD, a segment's own start is where its decoding window
-            # began, often the end of the previous utterance. The first word's
-            # time is where speech starts, so a click on the line seeks there.
+            # Word times map each word back to its channel and to where it
+            # was spoken, and a pause between words starts a new segment.
             word_timestamps=True,
         )
-        segments = _to_segments(whisper_segments, channel, duration, samples)
-        return segments, info.language, info.duration_after_vad
-
-    def _pick_language(self, speech_seconds: dict[str, float]) -> str:
-        """Return the configured language, else the one spoken longest."""
-        if self.language is not None:
-            return self.language
-        if not self._model.model.is_multilingual:
-            return "en"
-        if not speech_seconds:
-            return UNDETERMINED_LANGUAGE
-        return max(speech_seconds, key=lambda language: speech_seconds[language])
+        return list(whisper_segments), info.language
 
 
-def _to_segments(
+def to_segments(
     whisper_segments: Iterable[WhisperSegment],
     channel: int,
     duration: float,
@@ -331,21 +351,35 @@ def load_engine(
 ) -> Engine:
     """Return a loaded engine, reusing one already loaded with the same arguments.
 
-    Only "faster-whisper" exists. `model` is passed to resolve_model, which
-    raises ModelError for a missing or corrupt model. Raises ValueError for an
-    unknown engine.
+    `engine` is "faster-whisper" or "openai-whisper". `model` is passed to
+    resolve_model, or for openai-whisper to resolve_checkpoint, both of
+    which raise ModelError for a missing or corrupt model. Raises ValueError
+    for an unknown engine.
     """
-    if engine != FASTER_WHISPER:
+    if engine not in ENGINES:
         raise ValueError(
             f"Unknown transcription engine {engine!r}. "
-            f"The only supported engine is {FASTER_WHISPER!r}."
+            f"Supported engines: {', '.join(map(repr, ENGINES))}."
         )
     key = (engine, model, data_dir.absolute(), language, cpu_threads)
     # The lock is held while loading so concurrent jobs load a model only once.
     with _engines_lock:
         loaded = _engines.get(key)
         if loaded is None:
-            model_dir = resolve_model(model, data_dir)
-            loaded = FasterWhisperEngine(model_dir, model, language, cpu_threads)
+            loaded = _load(engine, model, data_dir, language, cpu_threads)
             _engines[key] = loaded
         return loaded
+
+
+def _load(
+    engine: str, model: str, data_dir: Path, language: str | None, cpu_threads: int
+) -> Engine:
+    if engine == OPENAI_WHISPER:
+        # Imported here because openai-whisper and PyTorch are an optional extra.
+        from transcripts.openai_checkpoint import resolve_checkpoint
+        from transcripts.openai_engine import OpenAIWhisperEngine
+
+        checkpoint = resolve_checkpoint(model, data_dir)
+        return OpenAIWhisperEngine(checkpoint, model, language, cpu_threads)
+    model_dir = resolve_model(model, data_dir)
+    return FasterWhisperEngine(model_dir, model, language, cpu_threads)

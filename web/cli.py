@@ -27,7 +27,7 @@ from capture.settings import Settings, SettingsError, load_settings
 from reports.export import activities_csv, count_activities
 from reports.periods import DateRange, parse_date, parse_range
 from telephony import simulate
-from web import report_cli
+from web import models_cli, report_cli
 from web.access_log import AccessLog, install_bad_request_filter
 
 # The web application, the transcription engine, accounts and the demo are
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     activities.add_argument("-o", "--output", type=Path, help="file (default stdout)")
     activities.set_defaults(run=run_export_activities)
     report_cli.add_commands(export, commands)
+    models_cli.add_commands(commands)
     return parser
 
 
