@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,6 +76,23 @@ def parse_id(raw: str) -> int | None:
         return None
     number = int(raw)
     return number if number <= MAX_ID else None
+
+
+def json_id(value: Any, name: str) -> int:
+    """Return a row id given in a JSON document as a number or as digits.
+
+    Raises InvalidInput naming `name` for anything else, including numbers
+    outside the range of row ids, which the database could not compare.
+    """
+    if isinstance(value, str):
+        number = parse_id(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value if 1 <= value <= MAX_ID else None
+    else:
+        number = None
+    if number is None:
+        raise InvalidInput(f"{name} {str(value)[:24]!r} is not an id", name)
+    return number
 
 
 def id_cursor(raw: str | None) -> int | None:

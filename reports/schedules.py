@@ -39,6 +39,7 @@ from capture.access import Viewer
 from capture.db import Database, transaction
 from capture.errors import InvalidInput, NotFound
 from capture.models import ExportSchedule, Team, User, utcnow
+from capture.queries import json_id
 from capture.settings import Settings
 from reports.custom_columns import with_custom_fields
 from reports.export import ExportFilter
@@ -105,11 +106,7 @@ def _optional_id(document: dict[str, Any], name: str) -> int | None:
     value = document.get(name)
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise InvalidInput(f"{name} {value!r} is not an id", name)
+    return json_id(value, name)
 
 
 def _time_of_day(document: dict[str, Any]) -> str:

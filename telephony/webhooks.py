@@ -179,17 +179,37 @@ def _rejection(status: int) -> str:
 
 
 def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
+    status = forms.choice(form, "CallStatus", calls.CALL_STATUSES)
     return calls.CallStatusEvent(
         call_sid=_sid(form, "CallSid", "CA"),
         parent_call_sid=forms.sid(form, "ParentCallSid", "CA", needed=False),
         from_party=forms.party(form, "From"),
         to_party=forms.party(form, "To"),
-        status=forms.choice(form, "CallStatus", calls.CALL_STATUSES),
+        status=status,
         twilio_direction=forms.required(form, "Direction", 16),
-        sequence_number=forms.integer(form, "SequenceNumber", default=0) or 0,
+        sequence_number=_sequence(form, status),
         occurred_at=forms.timestamp(form, "Timestamp", utcnow()),
         call_duration=forms.integer(form, "CallDuration", maximum=MAX_CALL_SECONDS),
     )
+
+
+# The order of a call's statuses, for a callback without SequenceNumber.
+IMPLIED_SEQUENCE = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
+FINAL_SEQUENCE = 4
+
+
+def _sequence(form: Mapping[str, str], status: str) -> int:
+    """Return the callback's SequenceNumber, or one implied by its status.
+
+    Without SequenceNumber every callback of a call would share one number
+    and count as a repeat of the first, so the later statuses would be lost.
+    The implied number orders them as a call progresses; two final statuses
+    share one, so only the first of them counts.
+    """
+    sequence = forms.integer(form, "SequenceNumber")
+    if sequence is not None:
+        return sequence
+    return IMPLIED_SEQUENCE.get(status, FINAL_SEQUENCE)
 
 
 def parse_recording_status(form: Mapping[str, str]) -> recordings.RecordingStatusEvent:

@@ -271,6 +271,7 @@ async def test_api_click_to_call(calling_client: Any, api: TwilioApi) -> None:
     [
         ({"customer_id": "1"}, "customer_id"),
         ({}, "customer_id"),
+        ({"customer_id": 10**23}, "customer_id"),
         ({"customer_id": 1, "phone": 5}, "phone"),
         ({"customer_id": 1, "phone": "+14155550999"}, "phone"),
     ],

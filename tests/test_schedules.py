@@ -102,6 +102,9 @@ async def test_schedule_rep_forbidden(client: Any, database: Database) -> None:
         ({"report": "secrets"}, "report"),
         ({"target": "../etc"}, "target"),
         ({"destination": "email", "target": "ops@example.com"}, "destination"),
+        ({"rep": 10**23}, "rep"),
+        ({"team": 10**23}, "team"),
+        ({"team": "007"}, "team"),
     ],
 )
 async def test_schedule_bad_input_names_field(

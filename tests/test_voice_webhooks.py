@@ -149,6 +149,24 @@ async def test_status_duplicate_changes_nothing(
     assert call.talk_seconds == 42
 
 
+async def test_status_without_sequence_follows_status(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    events = [outbound(sid, "ringing", 0), outbound(sid, "completed", 0, duration=33)]
+    for params in events:
+        del params["SequenceNumber"]
+
+    for params in events:
+        response = await post_signed(client, "/twilio/voice/status", params)
+        assert response.status == 204
+
+    call = await load_call(database, sid)
+    assert call.status == "completed"
+    assert call.talk_seconds == 33
+    assert await count(database, CallEvent) == 2
+
+
 async def test_status_out_of_order_follows_sequence(
     client: Any, database: Database
 ) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from capture.click_to_call import plan_click_to_call
 from capture.errors import InvalidInput, NotFound
-from capture.queries import parse_id
+from capture.queries import json_id, parse_id
 from web.access import viewer_of
 from web.i18n import gettext_noop as N_
 from web.inputs import form_text
@@ -49,8 +49,9 @@ async def call_from_page(request: web.Request) -> web.Response:
 async def call_from_api(request: web.Request) -> web.Response:
     document = await json_object(request)
     raw_id = document.get("customer_id")
-    if isinstance(raw_id, bool) or not isinstance(raw_id, int):
+    if isinstance(raw_id, str):
         raise InvalidInput("customer_id must be an integer", "customer_id")
+    raw_id = json_id(raw_id, "customer_id")
     phone = document.get("phone")
     if phone is not None and not isinstance(phone, str):
         raise InvalidInput("phone must be a string", "phone")

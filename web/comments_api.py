@@ -28,7 +28,7 @@ from capture.comments import (
 from capture.db import transaction
 from capture.errors import Forbidden, InvalidInput, NotFound
 from capture.next_step import MAX_NOTE_LENGTH
-from capture.queries import parse_id
+from capture.queries import json_id, parse_id
 from web.access import user_of, viewer_of
 from web.keys import DATABASE, SETTINGS
 from web.review_api import comment_json
@@ -69,6 +69,10 @@ def _text(document: dict[str, Any], name: str, max_length: int) -> str | None:
     return value
 
 
+# No call lasts longer than a day, so no moment in one lies further in.
+MAX_MOMENT_MS = 86_400_000
+
+
 def _moment(document: dict[str, Any]) -> tuple[int | None, str]:
     """Read `at` (seconds, or "m:ss" text) or `at_ms`, with the key it came from."""
     if document.get("at") is not None and document.get("at_ms") is not None:
@@ -77,6 +81,8 @@ def _moment(document: dict[str, Any]) -> tuple[int | None, str]:
         at_ms = document["at_ms"]
         if isinstance(at_ms, bool) or not isinstance(at_ms, int):
             raise InvalidInput("at_ms must be a whole number of milliseconds", "at_ms")
+        if not 0 <= at_ms <= MAX_MOMENT_MS:
+            raise InvalidInput(f"at_ms must be from 0 to {MAX_MOMENT_MS}", "at_ms")
         return at_ms, "at_ms"
     at = document.get("at")
     if at is None:
@@ -86,6 +92,10 @@ def _moment(document: dict[str, Any]) -> tuple[int | None, str]:
     if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
         raise InvalidInput(
             "at must be seconds, such as 75.5, or text such as 1:15", "at"
+        )
+    if not 0 <= at <= MAX_MOMENT_MS / 1000:
+        raise InvalidInput(
+            f"at must be from 0 to {MAX_MOMENT_MS // 1000} seconds", "at"
         )
     return round(at * 1000), "at"
 
@@ -102,9 +112,9 @@ def _parent_id(document: dict[str, Any]) -> int | None:
     value = document.get("parent_id")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, str):
         raise InvalidInput("parent_id must be the id of a comment", "parent_id")
-    return value
+    return json_id(value, "parent_id")
 
 
 def new_comment_of(document: dict[str, Any]) -> tuple[NewComment, str]:

@@ -53,7 +53,35 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise InvalidInput(f"the body is not valid JSON: {error}", "body") from None
     if not isinstance(document, dict):
         raise InvalidInput("the body must be a JSON object", "body")
+    broken = _unpaired_surrogate(document)
+    if broken is not None:
+        raise InvalidInput(
+            f"{broken} holds an unpaired UTF-16 surrogate escape; send valid text",
+            broken,
+        )
     return document
+
+
+def _unpaired_surrogate(value: Any, name: str = "body") -> str | None:
+    """Return the key of the first text holding a lone surrogate, which the
+    database cannot store as UTF-8; None if there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unpaired_surrogate(key, name) or _unpaired_surrogate(item, key)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _unpaired_surrogate(item, name)
+            if found is not None:
+                return found
+    return None
 
 
 def _editor(viewer: Viewer) -> Viewer:
