@@ -56,11 +56,12 @@ class CallDetail:
 def page_size(raw: str | None, default: int = 50) -> int:
     if raw is None or raw == "":
         return default
-    size = parse_id(raw)
-    if size is None:
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidInput(f"limit {raw[:20]!r} is not an integer", "limit")
+    # Digits beyond six are out of range whatever they say.
+    size = int(raw) if len(raw) <= 6 else MAX_PAGE + 1
     if not 1 <= size <= MAX_PAGE:
-        raise InvalidInput(f"limit {size} is outside 1..{MAX_PAGE}", "limit")
+        raise InvalidInput(f"limit {raw[:20]} is outside 1..{MAX_PAGE}", "limit")
     return size
 
 

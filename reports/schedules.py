@@ -93,6 +93,8 @@ def _choice(document: dict[str, Any], name: str, allowed: tuple[str, ...]) -> st
 
 
 def _target(destination: str, value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput("target must be text", "target")
     text = value.strip() if isinstance(value, str) else ""
     if destination == "folder":
         return check_folder_target(text)
@@ -153,6 +155,20 @@ async def _filters(
     return team_id, rep_id
 
 
+# The keys a new schedule may have.
+SCHEDULE_FIELDS = (
+    "report",
+    "format",
+    "frequency",
+    "weekday",
+    "time",
+    "destination",
+    "target",
+    "team",
+    "rep",
+)
+
+
 async def create_schedule(
     session: AsyncSession,
     document: dict[str, Any],
@@ -163,6 +179,11 @@ async def create_schedule(
 
     Raises InvalidInput naming the first field at fault; nothing is added then.
     """
+    unknown = sorted(set(document) - set(SCHEDULE_FIELDS))
+    if unknown:
+        name = unknown[0][:40]
+        allowed = ", ".join(SCHEDULE_FIELDS)
+        raise InvalidInput(f"{name} is not a schedule field; use {allowed}", name)
     report = _choice(document, "report", REPORTS)
     export_format = _choice(document, "format", FORMATS)
     frequency = _choice(document, "frequency", FREQUENCIES)

@@ -105,6 +105,8 @@ async def test_schedule_rep_forbidden(client: Any, database: Database) -> None:
         ({"rep": 10**23}, "rep"),
         ({"team": 10**23}, "team"),
         ({"team": "007"}, "team"),
+        ({"target": 123}, "target"),
+        ({"bogus": 1}, "bogus"),
     ],
 )
 async def test_schedule_bad_input_names_field(
