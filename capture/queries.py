@@ -58,7 +58,7 @@ def page_size(raw: str | None, default: int = 50) -> int:
         return default
     if not (raw.isascii() and raw.isdigit()):
         raise InvalidInput(f"limit {raw[:20]!r} is not an integer", "limit")
-    # Digits beyond six are out of range whatever they say.
+    # More than six digits is out of range whatever their value.
     size = int(raw) if len(raw) <= 6 else MAX_PAGE + 1
     if not 1 <= size <= MAX_PAGE:
         raise InvalidInput(f"limit {raw[:20]} is outside 1..{MAX_PAGE}", "limit")

@@ -11,7 +11,7 @@ so it adds nothing, and a late event that moves a call to another day or
 month moves its count with it. The same call recomputes the first-touch
 facts (`capture.firsts`) of the marked touches' customers.
 
-Code that holds the touches' values after its change may pass them with
+Code that has the touches' values after its change may pass them with
 `mark_current`, which spares `refresh_marked` reading them back. A later
 `mark_changed` of the same touch in the transaction discards them.
 

@@ -611,7 +611,8 @@ def test_schedule_created_on_page(page: Page, site: DemoSite) -> None:
     folder = site.database.parent / "exports" / "browser" / "weekly"
     written = [path.name for path in folder.iterdir()]
     assert len(written) == 1
-    assert written[0].startswith("calls_") and written[0].endswith(".xlsx")
+    assert written[0].startswith("calls_")
+    assert written[0].endswith(".xlsx")
 
     row.get_by_role("button", name="Pause").click()
     expect(row).to_contain_text("paused")

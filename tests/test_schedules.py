@@ -402,7 +402,8 @@ async def test_run_now_keeps_next_run(
     folder = settings.exports_dir / "now" / "here"
     files = sorted(path.name for path in folder.iterdir())
     assert len(files) == 1
-    assert files[0].startswith("activities_") and files[0].endswith(".xlsx")
+    assert files[0].startswith("activities_")
+    assert files[0].endswith(".xlsx")
     assert (folder / files[0]).read_bytes()[:2] == b"PK"
 
 

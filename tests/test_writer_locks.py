@@ -51,8 +51,8 @@ def wait_for_lock_wait(engine: Engine, seconds: float = 20) -> None:
         "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
     )
     while time.monotonic() < deadline:
-        # A transaction sees one snapshot of pg_stat_activity, so each check
-        # runs in a transaction of its own.
+        # PostgreSQL reads pg_stat_activity once per transaction, so each
+        # check runs in a transaction of its own.
         with engine.connect() as connection:
             if connection.execute(query).scalar_one():
                 return

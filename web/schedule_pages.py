@@ -31,17 +31,7 @@ from web.schedules_api import (
 
 routes = web.RouteTableDef()
 PAGE = "/exports/schedules"
-FORM_FIELDS = (
-    "report",
-    "format",
-    "frequency",
-    "weekday",
-    "time",
-    "destination",
-    "target",
-    "team",
-    "rep",
-)
+FORM_FIELDS = schedules.SCHEDULE_FIELDS
 REPORT_NAMES = {
     "activities": N_("Activities"),
     "calls": N_("Calls"),

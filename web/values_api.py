@@ -56,7 +56,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     broken = _unpaired_surrogate(document)
     if broken is not None:
         raise InvalidInput(
-            f"{broken} holds an unpaired UTF-16 surrogate escape; send valid text",
+            f"{broken} contains an unpaired UTF-16 surrogate escape; send valid text",
             broken,
         )
     return document
