@@ -11,10 +11,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,31 @@ def backoff_delay(attempts: int) -> float:
     return float(min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Jobs that may run now: queued and due, or running on a lapsed lease."""
+    return or_(
+        and_(Job.status == "queued", Job.run_after <= now),
+        and_(Job.status == "running", Job.lease_until < now),
+    )
+
+
+async def any_due(
+    sessions: async_sessionmaker[AsyncSession], kinds: tuple[str, ...]
+) -> bool:
+    """Return whether a job of one of `kinds` is due, read without a lock.
+
+    On SQLite a claim begins with BEGIN IMMEDIATE and keeps the write lock
+    until it commits. Under webhook load the event loop took 18 ms on
+    average to finish an empty claim, and the webhook writer waited for the
+    lock all that time (docs/benchmarks.md). So workers call this first, on
+    a read session, and claim only when it returns True. The claim checks
+    again under its lock.
+    """
+    query = select(Job.id).where(_due(utcnow()), Job.kind.in_(kinds)).limit(1)
+    async with sessions() as session:
+        return (await session.execute(query)).first() is not None
+
+
 async def claim(
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
@@ -79,13 +104,9 @@ async def claim(
 ) -> ClaimedJob | None:
     """Take the next due job of one of `kinds`, or None when none is due."""
     now = utcnow()
-    due = or_(
-        and_(Job.status == "queued", Job.run_after <= now),
-        and_(Job.status == "running", Job.lease_until < now),
-    )
     query = (
         select(Job)
-        .where(due, Job.kind.in_(kinds))
+        .where(_due(now), Job.kind.in_(kinds))
         .order_by(Job.run_after, Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -72,8 +72,12 @@ class Worker:
         concurrency: int = 1,
         poll_interval: float = 0.5,
         worker_id: str | None = None,
+        probe_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
+        """Set up the worker. `probe_sessions` check for a due job before each
+        claim, so they should be read sessions (`Database.reads`)."""
         self.sessions = sessions
+        self.probe_sessions = probe_sessions
         self.handlers = dict(handlers)
         self.concurrency = concurrency
         self.poll_interval = poll_interval
@@ -123,7 +127,12 @@ class Worker:
     async def run_once(self, worker_id: str | None = None) -> bool:
         """Claim and run one due job; False when none was due."""
         worker_id = worker_id or self.worker_id
-        job = await jobs.claim(self.sessions, worker_id, tuple(self.handlers))
+        kinds = tuple(self.handlers)
+        if self.probe_sessions is not None and not await jobs.any_due(
+            self.probe_sessions, kinds
+        ):
+            return False
+        job = await jobs.claim(self.sessions, worker_id, kinds)
         if job is None:
             return False
         started = time.monotonic()

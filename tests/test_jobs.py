@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -141,6 +143,55 @@ async def test_jobs_claim_only_known_kinds(
     claimed = await jobs.claim(database.writes, "worker", kinds)
 
     assert claimed is None
+
+
+async def test_probe_sees_due_and_lapsed(database: Database) -> None:
+    empty = await jobs.any_due(database.reads, ("echo",))
+    await queue(database)
+    queued = await jobs.any_due(database.reads, ("echo",))
+    other_kind = await jobs.any_due(database.reads, ("other",))
+    claimed = await jobs.claim(database.writes, "worker", ("echo",))
+    while_leased = await jobs.any_due(database.reads, ("echo",))
+    async with transaction(database.writes) as session:
+        await session.execute(
+            update(Job).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    lapsed = await jobs.any_due(database.reads, ("echo",))
+
+    assert claimed is not None
+    assert empty is False
+    assert queued is True
+    assert other_kind is False
+    assert while_leased is False
+    assert lapsed is True
+
+
+async def test_idle_poll_skips_write_lock(database: Database) -> None:
+    """While another writer holds the lock, an idle worker's poll returns at
+    once instead of queueing behind it, and a due job is still run."""
+    ran: list[int] = []
+
+    async def echo(payload: dict[str, Any]) -> None:
+        ran.append(payload["value"])
+
+    worker = Worker(database.writes, {"echo": echo}, probe_sessions=database.reads)
+    holder = database.batch_sessions()()
+    holder.begin()
+    holder.execute(update(Job).values(attempts=0))
+    try:
+        started = time.monotonic()
+        idle = await asyncio.wait_for(worker.run_once(), timeout=5)
+        polled_in = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    await queue(database)
+    busy = await worker.run_once()
+
+    assert idle is False
+    assert polled_in < 1.0
+    assert busy is True
+    assert ran == [1]
 
 
 async def test_jobs_dead_workers_job_released(database: Database) -> None:

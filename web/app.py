@@ -103,6 +103,7 @@ def build_worker(settings: Settings, database: Database, writer: BatchWriter) ->
         database.writes,
         job_handlers(settings, database, writer),
         concurrency=settings.worker_concurrency,
+        probe_sessions=database.reads,
     )
 
 
