@@ -957,6 +957,9 @@ class CustomerFirst(Base):
     `cycle_days` is the calendar days from the first touch to the first win
     in the organisation's time zone, set only when `touches_to_win` is above
     zero. Two deals won at the same first moment count as the lower id.
+    `second_won_at` is the first moment after that one with a deal won, so a
+    customer whose first win is in a period repeats in that period when it
+    is also in the period.
     """
 
     __tablename__ = "customer_firsts"
@@ -969,6 +972,9 @@ class CustomerFirst(Base):
             "created_at",
             "cycle_days",
             "touches_to_win",
+            "currency",
+            "signed_minor",
+            "second_won_at",
         ),
     )
 
@@ -984,6 +990,7 @@ class CustomerFirst(Base):
     signed_minor: Mapped[int | None] = mapped_column(BigInteger)
     touches_to_win: Mapped[int | None] = mapped_column(Integer)
     cycle_days: Mapped[int | None] = mapped_column(Integer)
+    second_won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ExportSchedule(Base):

@@ -36,6 +36,7 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
+    or_,
     select,
     true,
     union_all,
@@ -257,7 +258,7 @@ def _between(column: Any, periods: Any) -> ColumnElement[bool]:
 def _period_counts(periods: Any, scope: ColumnElement[bool]) -> Any:
     """Select one row of counts per period, each figure from one index range.
 
-    Columns: index, customers created, converted, buyers, repeat buyers,
+    Columns: index, customers created, converted, buyers, one-time buyers,
     customers with touches before their first win, their summed cycle days
     and touches, and the median of those cycle days.
     """
@@ -274,7 +275,7 @@ def _period_counts(periods: Any, scope: ColumnElement[bool]) -> Any:
         created,
         converted,
         _won_deals(periods, scope, func.count(distinct(Deal.customer_id))),
-        _repeat_buyers(periods, scope),
+        _one_time_buyers(periods, scope),
         _first_wins(periods, scope, func.count(firsts.cycle_days)),
         _first_wins(periods, scope, func.sum(firsts.cycle_days)),
         _first_wins(periods, scope, func.sum(firsts.touches_to_win)),
@@ -301,13 +302,15 @@ def _won_deals(periods: Any, scope: ColumnElement[bool], *columns: Any) -> Any:
     )
 
 
-def _repeat_buyers(periods: Any, scope: ColumnElement[bool]) -> Any:
-    """Count the customers with a deal won in the period after their first win."""
-    firsts = CustomerFirst
-    return (
-        _won_deals(periods, scope, func.count(distinct(Deal.customer_id)))
-        .join(firsts, firsts.customer_id == Deal.customer_id)
-        .where(Deal.won_at > firsts.first_won_at)
+def _one_time_buyers(periods: Any, scope: ColumnElement[bool]) -> Any:
+    """Count the customers first won in the period with no other win in it.
+
+    Every other buyer of the period repeats: either their first win is
+    before the period, or they won again in it after their first win.
+    """
+    second = CustomerFirst.second_won_at
+    return _first_wins(periods, scope, func.count()).where(
+        or_(second.is_(None), second >= periods.c.end_at)
     )
 
 
@@ -359,7 +362,7 @@ def _set_counts(
     created: int,
     converted: int,
     buyers: int,
-    repeats: int,
+    one_time: int,
     followed: int,
     cycle_days: int | None,
     touches: int | None,
@@ -368,9 +371,9 @@ def _set_counts(
     kpis.customers_created, kpis.converted = int(created), int(converted)
     if created:
         kpis.conversion_rate = converted / created
-    kpis.buyers, kpis.repeat_buyers = int(buyers), int(repeats)
+    kpis.buyers, kpis.repeat_buyers = int(buyers), int(buyers) - int(one_time)
     if buyers:
-        kpis.repeat_rate = repeats / buyers
+        kpis.repeat_rate = kpis.repeat_buyers / buyers
     if followed:
         kpis.cycle_days_median = float(median)
         kpis.cycle_days_mean = int(cycle_days or 0) / followed
