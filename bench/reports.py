@@ -9,12 +9,16 @@ payments. Then, in the same run:
   numbers must be identical, and the time of each is printed with the
   speed-up;
 - the KPI page (a month with its previous period, the year-earlier period
-  and a 12-month trend, read from the customer firsts) against one raw SQL
-  aggregate of the same month's follow-up figures over the touches.
+  and a 12-month trend, read from the customer firsts) against RAW_KPIS,
+  one raw SQL statement that computes every figure of the page's 13
+  periods from the customers, deals and touches: every figure of every
+  period must be identical. The month's follow-up figures against one raw
+  aggregate of that month alone are compared and timed on their own line.
 
 Both pages are timed twice in one process: the first ("cold") call
 includes building and compiling their statements, the second ("warm")
-call is what a running server pays.
+call is what a running server pays. RAW_KPIS runs twice and the faster
+run is the baseline.
 - the CSV export of every touch by `touchline export activities` in a
   child process: rows per second and the child's peak memory (max RSS).
 
@@ -322,7 +326,7 @@ ORDER BY p.idx
 
 
 def page_periods() -> list[CalendarPeriod]:
-    """The periods of the KPI page of MONTH: the 12-month trend, a year earlier."""
+    """Return the periods of the KPI page of MONTH: a 12-month trend, a year earlier."""
     trend = [MONTH.shifted(offset) for offset in range(1 - TREND_PERIODS, 1)]
     return [*trend, MONTH.year_earlier()]
 
@@ -330,8 +334,8 @@ def page_periods() -> list[CalendarPeriod]:
 def zone_spans(first_year: int, last_year: int) -> list[tuple[str, str, int]]:
     """Split the years into [from, to) UTC spans of one UTC offset of ZONE.
 
-    Steps of 15 minutes find every change, since time zones change their
-    offset at a quarter hour.
+    Steps of 15 minutes find each change at its exact instant when it falls
+    on a quarter hour of UTC, as the changes of America/Los_Angeles do.
     """
     step = timedelta(minutes=15)
     moment = datetime(first_year, 1, 1, tzinfo=UTC)

@@ -957,9 +957,8 @@ class CustomerFirst(Base):
     `cycle_days` is the calendar days from the first touch to the first win
     in the organisation's time zone, set only when `touches_to_win` is above
     zero. Two deals won at the same first moment count as the lower id.
-    `second_won_at` is the first moment after that one with a deal won, so a
-    customer whose first win is in a period repeats in that period when it
-    is also in the period.
+    `second_won_at` is the earliest win later than the first one: a customer
+    first won in a period repeats in it when `second_won_at` is in it too.
     """
 
     __tablename__ = "customer_firsts"

@@ -238,7 +238,7 @@ def _statements(count: int, scope: ColumnElement[bool]) -> tuple[Any, Any]:
 
 
 def _periods_table(count: int) -> Any:
-    """A CTE of `count` rows: idx, start_at and end_at (UTC, end excluded)."""
+    """Build a CTE of `count` rows: idx, start_at and end_at (UTC, end excluded)."""
     rows = [
         select(
             literal(index).label("idx"),

@@ -89,8 +89,9 @@ async def test_kpi_api_rep_scope(client: Any, database: Database, golden: None) 
         "/api/v1/reports/kpis", params=NOVEMBER, headers=bearer(secret)
     )
 
-    # Ben owns G3 (won D3 on 10 November after t7 and t8) and G4 (first won
-    # in 2025, D5 won again on 12 November); no customer of his is new.
+    # Ben owns G3, first won with D3 on 10 November after t7 and t8. He also
+    # owns G4, first won in 2025 and won again with D5 on 12 November. No
+    # customer of his is new in November.
     current = (await response.json())["current"]
     assert response.status == 200
     assert current["customers_created"] == 0
