@@ -9,12 +9,16 @@ payments. Then, in the same run:
   numbers must be identical, and the time of each is printed with the
   speed-up;
 - the KPI page (a month with its previous period, the year-earlier period
-  and a 12-month trend, read from the customer firsts) against one raw SQL
-  aggregate of the same month's follow-up figures over the touches.
+  and a 12-month trend, read from the customer firsts) against RAW_KPIS,
+  one raw SQL statement that computes every figure of the page's 13
+  periods from the customers, deals and touches: every figure of every
+  period must be identical. The month's follow-up figures against one raw
+  aggregate of that month alone are compared and timed on their own line.
 
 Both pages are timed twice in one process: the first ("cold") call
 includes building and compiling their statements, the second ("warm")
-call is what a running server pays.
+call is what a running server pays. RAW_KPIS runs twice and the faster
+run is the baseline.
 - the CSV export of every touch by `touchline export activities` in a
   child process: rows per second and the child's peak memory (max RSS).
 
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from capture import migrate, rollups  # noqa: E402
 from capture.access import Viewer  # noqa: E402
 from capture.db import Database  # noqa: E402
-from reports.kpis import compute_kpis, kpi_report  # noqa: E402
+from reports.kpis import TREND_PERIODS, Kpis, compute_kpis, kpi_report  # noqa: E402
 from reports.periods import CalendarPeriod  # noqa: E402
 from reports.reps import rep_summaries  # noqa: E402
 
@@ -62,6 +67,20 @@ SPAN_SECONDS = 730 * 24 * 3600
 MONTH = CalendarPeriod("month", date(2026, 6, 1), ZONE)
 OPS = Viewer(user_id=0, email="", role="ops", team_id=None)
 CHANNELS = ("call", "call", "sms", "email", "meeting")
+# Every figure of a period that the KPI page shows, compared with RAW_KPIS.
+KPI_FIGURES = (
+    "customers_created",
+    "converted",
+    "conversion_rate",
+    "buyers",
+    "repeat_buyers",
+    "repeat_rate",
+    "first_deals",
+    "first_order_value",
+    "cycle_days_median",
+    "cycle_days_mean",
+    "follow_up_count",
+)
 
 
 def stamp(moment: datetime) -> str:
@@ -212,6 +231,200 @@ GROUP BY f.customer_id, f.won_at
 """
 
 
+# Every figure of the KPI page for each period in `periods`, from the base
+# tables. `zone` lists the organisation's UTC offsets as [from, to) UTC
+# spans, so that a cycle counts calendar days in that time zone. A
+# customer's first deal is their earliest won deal, the lower id on ties,
+# and a repeat buyer has a deal won in the period after an earlier win.
+RAW_KPIS = """
+WITH periods(idx, start_at, end_at) AS (VALUES {periods}),
+zone(from_at, to_at, shift) AS (VALUES {zone}),
+wins AS (
+  SELECT customer_id, won_at, currency, signed_minor,
+         ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY won_at, id) AS nth
+  FROM deals WHERE stage = 'won' AND won_at IS NOT NULL
+),
+first_wins AS (
+  SELECT p.idx, w.customer_id, w.won_at, w.currency, w.signed_minor
+  FROM periods p JOIN wins w ON w.won_at >= p.start_at AND w.won_at < p.end_at
+  WHERE w.nth = 1
+),
+follow_ups AS (
+  SELECT f.idx, f.won_at, COUNT(*) AS touches, MIN(a.occurred_at) AS first_touch
+  FROM first_wins f
+  JOIN activities a ON a.customer_id = f.customer_id AND a.occurred_at <= f.won_at
+  WHERE a.automatic = 0
+  GROUP BY f.idx, f.customer_id
+),
+cycles AS (
+  SELECT f.idx, f.touches,
+         CAST(julianday(date(f.won_at, zw.shift || ' seconds'))
+              - julianday(date(f.first_touch, zt.shift || ' seconds')) AS INTEGER)
+           AS days
+  FROM follow_ups f
+  JOIN zone zw ON f.won_at >= zw.from_at AND f.won_at < zw.to_at
+  JOIN zone zt ON f.first_touch >= zt.from_at AND f.first_touch < zt.to_at
+),
+ranked_cycles AS (
+  SELECT idx, days, ROW_NUMBER() OVER (PARTITION BY idx ORDER BY days) AS nth,
+         COUNT(*) OVER (PARTITION BY idx) AS total
+  FROM cycles
+),
+created AS (
+  SELECT p.idx, COUNT(c.id) AS customers,
+         COUNT(f.customer_id) AS converted
+  FROM periods p
+  JOIN customers c ON c.created_at >= p.start_at AND c.created_at < p.end_at
+  LEFT JOIN first_wins f ON f.idx = p.idx AND f.customer_id = c.id
+  GROUP BY p.idx
+),
+buyers AS (
+  SELECT p.idx, COUNT(DISTINCT d.customer_id) AS buyers,
+         COUNT(DISTINCT CASE WHEN EXISTS (
+           SELECT 1 FROM deals e
+           WHERE e.customer_id = d.customer_id AND e.stage = 'won'
+             AND e.won_at < d.won_at
+         ) THEN d.customer_id END) AS repeats
+  FROM periods p
+  JOIN deals d ON d.won_at >= p.start_at AND d.won_at < p.end_at
+  WHERE d.stage = 'won'
+  GROUP BY p.idx
+),
+first_values AS (
+  SELECT idx, json_group_object(currency, json_array(deals, signed)) AS amounts
+  FROM (
+    SELECT idx, currency, COUNT(*) AS deals, COALESCE(SUM(signed_minor), 0) AS signed
+    FROM first_wins GROUP BY idx, currency ORDER BY idx, currency
+  )
+  GROUP BY idx
+),
+follow_up_figures AS (
+  SELECT idx, COUNT(*) AS followed,
+         1.0 * SUM(days) / COUNT(*) AS cycle_mean,
+         1.0 * SUM(touches) / COUNT(*) AS follow_up_count
+  FROM cycles GROUP BY idx
+),
+medians AS (
+  SELECT idx, AVG(days) AS cycle_median FROM ranked_cycles
+  WHERE nth IN ((total + 1) / 2, (total + 2) / 2)
+  GROUP BY idx
+)
+SELECT p.idx,
+       COALESCE(c.customers, 0), COALESCE(c.converted, 0),
+       1.0 * c.converted / NULLIF(c.customers, 0),
+       COALESCE(b.buyers, 0), COALESCE(b.repeats, 0),
+       1.0 * b.repeats / NULLIF(b.buyers, 0),
+       v.amounts, m.cycle_median, u.cycle_mean, u.follow_up_count
+FROM periods p
+LEFT JOIN created c ON c.idx = p.idx
+LEFT JOIN buyers b ON b.idx = p.idx
+LEFT JOIN first_values v ON v.idx = p.idx
+LEFT JOIN follow_up_figures u ON u.idx = p.idx
+LEFT JOIN medians m ON m.idx = p.idx
+ORDER BY p.idx
+"""
+
+
+def page_periods() -> list[CalendarPeriod]:
+    """Return the periods of the KPI page of MONTH: a 12-month trend, a year earlier."""
+    trend = [MONTH.shifted(offset) for offset in range(1 - TREND_PERIODS, 1)]
+    return [*trend, MONTH.year_earlier()]
+
+
+def zone_spans(first_year: int, last_year: int) -> list[tuple[str, str, int]]:
+    """Split the years into [from, to) UTC spans of one UTC offset of ZONE.
+
+    Steps of 15 minutes find each change at its exact instant when it falls
+    on a quarter hour of UTC, as the changes of America/Los_Angeles do.
+    """
+    step = timedelta(minutes=15)
+    moment = datetime(first_year, 1, 1, tzinfo=UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
+    spans = []
+    start, offset = moment, moment.astimezone(ZONE).utcoffset()
+    while moment < end:
+        moment += step
+        current = moment.astimezone(ZONE).utcoffset()
+        if current != offset or moment >= end:
+            assert offset is not None
+            spans.append((stamp(start), stamp(moment), int(offset.total_seconds())))
+            start, offset = moment, current
+    return spans
+
+
+def raw_kpi_statement() -> tuple[str, list[object]]:
+    """RAW_KPIS with its period and time zone rows, and their parameters."""
+    periods = page_periods()
+    # One year of margin on each side covers deals won after the touches end.
+    spans = zone_spans(
+        START.year - 1, (START + timedelta(seconds=SPAN_SECONDS)).year + 1
+    )
+    parameters: list[object] = []
+    for index, period in enumerate(periods):
+        parameters += [index, stamp(period.range.start), stamp(period.range.end)]
+    for span in spans:
+        parameters += list(span)
+    sql = RAW_KPIS.format(
+        periods=", ".join(["(?, ?, ?)"] * len(periods)),
+        zone=", ".join(["(?, ?, ?)"] * len(spans)),
+    )
+    return sql, parameters
+
+
+def raw_kpis(path: Path) -> tuple[dict[str, dict[str, object]], list[float]]:
+    """Run RAW_KPIS twice; return each period's figures by label, and the times."""
+    periods = page_periods()
+    sql, parameters = raw_kpi_statement()
+    connection = sqlite3.connect(path)
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        rows = connection.execute(sql, parameters).fetchall()
+        seconds.append(time.perf_counter() - started)
+    connection.close()
+    return {periods[row[0]].label: _raw_figures(row) for row in rows}, seconds
+
+
+def _raw_figures(row: tuple) -> dict[str, object]:
+    amounts = json.loads(row[7]) if row[7] else {}
+    return {
+        "customers_created": row[1],
+        "converted": row[2],
+        "conversion_rate": row[3],
+        "buyers": row[4],
+        "repeat_buyers": row[5],
+        "repeat_rate": row[6],
+        "first_deals": sum(deals for deals, _ in amounts.values()),
+        # The mean in major units, rounded to the cent half to even.
+        "first_order_value": {
+            currency: (Decimal(signed) / deals / 100).quantize(Decimal("0.01"))
+            for currency, (deals, signed) in sorted(amounts.items())
+        },
+        "cycle_days_median": row[8],
+        "cycle_days_mean": row[9],
+        "follow_up_count": row[10],
+    }
+
+
+def compare_kpis(
+    service: dict[str, Kpis], raw: dict[str, dict[str, object]]
+) -> tuple[dict[str, bool], list[str]]:
+    """Compare every figure of every period; return per-figure results and misses."""
+    identical = dict.fromkeys(KPI_FIGURES, True)
+    mismatches = []
+    for label in sorted(set(service) | set(raw)):
+        expected = raw.get(label, {})
+        kpis = service.get(label)
+        for name in KPI_FIGURES:
+            found = None if kpis is None else getattr(kpis, name)
+            if found != expected.get(name) or kpis is None or label not in raw:
+                identical[name] = False
+                mismatches.append(
+                    f"{label} {name}: page {found!r}, raw {expected.get(name)!r}"
+                )
+    return identical, mismatches
+
+
 def raw_summary(path: Path) -> tuple[dict[int, tuple[int, ...]], float]:
     span = MONTH.range
     connection = sqlite3.connect(path)
@@ -255,7 +468,7 @@ async def service_figures(url: str) -> dict[str, object]:
                 summaries = await rep_summaries(session, MONTH.range, OPS)
                 summary_seconds.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                await kpi_report(session, MONTH, true())
+                report = await kpi_report(session, MONTH, true())
                 page_seconds.append(time.perf_counter() - started)
             kpis = await compute_kpis(session, MONTH)
     finally:
@@ -277,6 +490,9 @@ async def service_figures(url: str) -> dict[str, object]:
         "counts": counts,
         "summary_seconds": summary_seconds,
         "kpi_page_seconds": page_seconds,
+        "kpi_periods": {
+            kpis.period: kpis for kpis in (*report.trend, report.year_earlier)
+        },
         "follow_up": (kpis.cycle_days_median, kpis.follow_up_count),
     }
 
@@ -377,9 +593,15 @@ def main() -> int:
     prepare(url, path, args.touches)
     raw_counts, raw_seconds = raw_summary(path)
     follow_up, raw_follow_seconds = raw_follow_up(path)
+    raw_kpi_figures, raw_kpi_seconds = raw_kpis(path)
     service = asyncio.run(service_figures(url))
     summary = _seconds(service, "summary_seconds")
     page = _seconds(service, "kpi_page_seconds")
+    service_kpis = service["kpi_periods"]
+    assert isinstance(service_kpis, dict)
+    kpis_identical, mismatches = compare_kpis(service_kpis, raw_kpi_figures)
+    # The faster of the two raw runs: the one that found the file cached.
+    raw_kpi = min(raw_kpi_seconds)
     export = export_csv(path, args.touches, folder)
     result = {
         "machine": platform.machine(),
@@ -391,14 +613,26 @@ def main() -> int:
         "summary_seconds_cold_warm": [round(value, 4) for value in summary],
         "raw_summary_seconds": round(raw_seconds, 4),
         "summary_speedup_cold_warm": [round(raw_seconds / v, 1) for v in summary],
-        "follow_up_identical": tuple(service["follow_up"]) == follow_up,
+        "kpi_periods": sorted(raw_kpi_figures),
+        "kpi_figures_identical": kpis_identical,
+        "kpi_mismatches": mismatches,
         "kpi_page_seconds_cold_warm": [round(value, 4) for value in page],
+        "raw_kpi_seconds": [round(value, 4) for value in raw_kpi_seconds],
+        "kpi_speedup_cold_warm": [round(raw_kpi / v, 1) for v in page],
+        "follow_up_identical": tuple(service["follow_up"]) == follow_up,
         "raw_follow_up_seconds": round(raw_follow_seconds, 4),
-        "kpi_speedup_cold_warm": [round(raw_follow_seconds / v, 1) for v in page],
+        "kpi_speedup_one_period_cold_warm": [
+            round(raw_follow_seconds / v, 1) for v in page
+        ],
         "export": export,
     }
     print(json.dumps(result, indent=2))
-    return 0 if result["summary_identical"] and result["follow_up_identical"] else 1
+    identical = (
+        result["summary_identical"]
+        and result["follow_up_identical"]
+        and all(kpis_identical.values())
+    )
+    return 0 if identical else 1
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ FACTS = (
     "signed_minor",
     "touches_to_win",
     "cycle_days",
+    "second_won_at",
 )
 # session.info key of the customers waiting for `refresh_marked`.
 _CUSTOMERS = "firsts.customers"
@@ -95,6 +96,15 @@ def _facts_query(where: ColumnElement[bool] | None) -> Any:
         )
         .scalar_subquery()
     )
+    second_won_at = (
+        select(func.min(Deal.won_at))
+        .where(
+            Deal.customer_id == Customer.id,
+            Deal.stage == "won",
+            Deal.won_at > won.won_at,
+        )
+        .scalar_subquery()
+    )
     stored = CUSTOMER_FIRSTS
     query = (
         select(
@@ -106,6 +116,7 @@ def _facts_query(where: ColumnElement[bool] | None) -> Any:
             won.currency,
             won.signed_minor,
             touches_to_win,
+            second_won_at,
             *(stored.c[name] for name in FACTS),
         )
         .select_from(Customer)
@@ -136,10 +147,11 @@ UPSERT = Prepared(_upsert)
 
 
 def facts_of(row: Any, zone: ZoneInfo) -> tuple[Any, ...]:
-    """Compute the FACTS values from the first eight columns of a query row."""
+    """Compute the FACTS values from the first nine columns of a query row."""
     customer_id, created_at, first_touch, won_at, deal_id, currency, signed, count = (
         row[:8]
     )
+    second_won_at = utc_or_none(row[8])
     created_at = utc_or_none(created_at)
     first_touch = utc_or_none(first_touch)
     won_at = utc_or_none(won_at)
@@ -157,14 +169,15 @@ def facts_of(row: Any, zone: ZoneInfo) -> tuple[Any, ...]:
         signed,
         touches,
         cycle,
+        second_won_at,
     )
 
 
 def _stored(row: Any) -> tuple[Any, ...] | None:
-    values = list(row[8:])
+    values = list(row[9:])
     if values[0] is None:
         return None
-    for index in (1, 2, 3):
+    for index in (1, 2, 3, FACTS.index("second_won_at")):
         values[index] = utc_or_none(values[index])
     return tuple(values)
 

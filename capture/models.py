@@ -957,6 +957,8 @@ class CustomerFirst(Base):
     `cycle_days` is the calendar days from the first touch to the first win
     in the organisation's time zone, set only when `touches_to_win` is above
     zero. Two deals won at the same first moment count as the lower id.
+    `second_won_at` is the earliest win later than the first one: a customer
+    first won in a period repeats in it when `second_won_at` is in it too.
     """
 
     __tablename__ = "customer_firsts"
@@ -969,6 +971,9 @@ class CustomerFirst(Base):
             "created_at",
             "cycle_days",
             "touches_to_win",
+            "currency",
+            "signed_minor",
+            "second_won_at",
         ),
     )
 
@@ -984,6 +989,7 @@ class CustomerFirst(Base):
     signed_minor: Mapped[int | None] = mapped_column(BigInteger)
     touches_to_win: Mapped[int | None] = mapped_column(Integer)
     cycle_days: Mapped[int | None] = mapped_column(Integer)
+    second_won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ExportSchedule(Base):

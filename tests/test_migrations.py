@@ -218,6 +218,61 @@ def test_migration_0013_sums_months(empty_database: str) -> None:
     ]
 
 
+def test_migration_0014_fills_second_win(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0013")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO customers (id, name, status, created_at) VALUES"
+                " (1, 'Twice', 'active', '2026-11-01 18:00:00.000000'),"
+                " (2, 'Once', 'active', '2026-11-01 18:00:00.000000')"
+            )
+        )
+        # Customer 1 won two deals at its first moment and one three days
+        # later; a lost deal never counts.
+        connection.execute(
+            text(
+                "INSERT INTO deals (id, customer_id, title, stage, currency,"
+                " expected_minor, signed_minor, created_at, won_at, lost_reason)"
+                " VALUES"
+                " (1, 1, '', 'won', 'USD', 100, 100, '2026-11-02 18:00:00.000000',"
+                " '2026-11-20 18:00:00.000000', ''),"
+                " (2, 1, '', 'won', 'USD', 100, 100, '2026-11-02 18:00:00.000000',"
+                " '2026-11-20 18:00:00.000000', ''),"
+                " (3, 1, '', 'won', 'USD', 100, 100, '2026-11-02 18:00:00.000000',"
+                " '2026-11-23 18:00:00.000000', ''),"
+                " (4, 1, '', 'lost', 'USD', 100, NULL, '2026-11-02 18:00:00.000000',"
+                " '2026-11-21 18:00:00.000000', 'price'),"
+                " (5, 2, '', 'won', 'USD', 100, 100, '2026-11-02 18:00:00.000000',"
+                " '2026-11-22 18:00:00.000000', '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO customer_firsts (customer_id, first_won_at,"
+                " first_deal_id) VALUES"
+                " (1, '2026-11-20 18:00:00.000000', 1),"
+                " (2, '2026-11-22 18:00:00.000000', 5)"
+            )
+        )
+
+    migrate.upgrade(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT customer_id, second_won_at FROM customer_firsts"
+                " ORDER BY customer_id"
+            )
+        ).all()
+    command.downgrade(migrate.alembic_config(empty_database), "0013")
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert str(rows[0][1])[:19] == "2026-11-23 18:00:00"
+    assert rows[1][1] is None
+
+
 def test_upgrade_fills_customer_firsts(empty_database: str) -> None:
     zone = ZoneInfo("America/Los_Angeles")
     migrate.upgrade(empty_database)

@@ -81,6 +81,31 @@ async def test_kpi_api_matches_golden(client: Any, token: str) -> None:
     assert len(body["trend"]) == 12
 
 
+async def test_kpi_api_rep_scope(client: Any, database: Database, golden: None) -> None:
+    async with transaction(database.writes) as session:
+        secret, _ = await create_token(session, "ben@demo.touchline.test")
+
+    response = await client.get(
+        "/api/v1/reports/kpis", params=NOVEMBER, headers=bearer(secret)
+    )
+
+    # Ben owns G3, first won with D3 on 10 November after t7 and t8. He also
+    # owns G4, first won in 2025 and won again with D5 on 12 November. No
+    # customer of his is new in November.
+    current = (await response.json())["current"]
+    assert response.status == 200
+    assert current["customers_created"] == 0
+    assert current["conversion_rate"] is None
+    assert current["buyers"] == 2
+    assert current["repeat_buyers"] == 1
+    assert current["repeat_rate"] == 0.5
+    assert current["first_deals"] == 1
+    assert current["first_order_value"] == {"USD": "300.00"}
+    assert current["cycle_days_median"] == 10.0
+    assert current["cycle_days_mean"] == 10.0
+    assert current["follow_up_count"] == 2.0
+
+
 async def test_quarter_contains_month(client: Any, token: str) -> None:
     response = await client.get(
         "/api/v1/reports/summary",

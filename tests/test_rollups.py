@@ -271,6 +271,41 @@ async def test_won_deal_sets_customer_first(
     assert _firsts(database) == incremental
 
 
+async def test_second_win_kept(
+    client: Any, database: Database, settings: Settings
+) -> None:
+    parties = {"caller": ANA.phone, "called": HARBOR.phone}
+    touch = call_status(
+        new_sid("CA"), "completed", 3, duration=30, at=MONTH_END, **parties
+    )
+    await _post(client, "/twilio/voice/status", touch)
+    customer_id = _customer_first(database, HARBOR.name).customer_id
+    first_at = datetime(2026, 11, 20, 18, tzinfo=UTC)
+    # A second deal at the first moment is the same order; a later one is not.
+    moments = (first_at, first_at, first_at + timedelta(days=3))
+    seconds = []
+    for moment in moments:
+        async with transaction(database.writes) as session:
+            customer = await session.get(Customer, customer_id)
+            assert customer is not None
+            deal = await deals.create_deal(
+                session, customer, {"title": "Order", "expected_amount": "90.00"}, "USD"
+            )
+            won = {
+                "stage": "won",
+                "signed_amount": "90.00",
+                "won_at": moment.isoformat(),
+            }
+            await deals.update_deal(session, deal, won, settings.zone)
+        seconds.append(_customer_first(database, HARBOR.name).second_won_at)
+    incremental = _firsts(database)
+    _rebuild(database, settings)
+
+    assert seconds == [None, None, first_at + timedelta(days=3)]
+    assert _customer_first(database, HARBOR.name).first_won_at == first_at
+    assert _firsts(database) == incremental
+
+
 def _customer_first(database: Database, name: str) -> Any:
     with database.batch_sessions()() as session:
         query = (
