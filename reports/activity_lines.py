@@ -94,12 +94,18 @@ class LocalStamps(dict[str, tuple[str, str] | None]):
 
 
 def stamp_key_length(period: DateRange) -> int:
-    """Return 13 (an hour) when the zone's offsets over `period` are whole
-    hours, else 16 (a minute): the length of a `LocalStamps` key."""
-    for moment in (period.start, period.end):
+    """Return the length of a `LocalStamps` key: 13 (an hour) when the zone's
+    offsets over `period` are whole hours, else 16 (a minute).
+
+    The offsets are read every 30 days, which finds the daylight-saving
+    offsets of a half-hour zone, as they last for months.
+    """
+    moment = period.start
+    while moment <= period.end:
         offset = moment.astimezone(period.zone).utcoffset()
         if offset is not None and offset % timedelta(hours=1):
             return 16
+        moment += timedelta(days=30)
     return 13
 
 
