@@ -1,9 +1,10 @@
 """The activity export on a SQLite file: CSV lines from sqlite3 on worker threads.
 
-The query returns the touch's own columns, its customer's name and, worked
-out by SQLite, its status and text cell. Reps and their teams are read once
-into cells by id, and customers, channels and times are cached as cells, so
-each row costs one f-string in Python. The bytes are the same as
+The query returns the touch's own columns and, worked out by SQLite, its
+status and text cell, with the channel, direction and status as one JSON
+array. Reps with their teams, and customers unless there are
+very many, are read once into cells by id. Channels and times are cached as
+cells, so each row costs one f-string in Python. The bytes are the same as
 `export.encode_rows` writes for `export.activity_row`.
 
 The export is in time order. Where the ids of touches follow their time,
@@ -17,6 +18,7 @@ planner weighs an index scan by the correlation of index and table order.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import Select, bindparam, case, func, null, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import aliased
 
@@ -40,6 +42,9 @@ ROWS_PER_FETCH = 5000
 _STAMP_LENGTH = 26
 # Cached cells per cache, so that memory stays flat however many rows.
 _MAX_CACHED = 100_000
+# Customers read into cells before the export when there are at most this
+# many (about 150 bytes each); more are joined to each row instead.
+PRELOADED_CUSTOMERS = 100_000
 
 # Costs of the two ways to read the rows in time order, relative to reading
 # one row in a scan of the table. Measured with bench/reports.py on a
@@ -109,25 +114,33 @@ def stamp_key_length(period: DateRange) -> int:
     return 13
 
 
-class _KindCells(dict[tuple[Any, ...], str]):
-    """The channel, direction and status cells by their values."""
+class _KindCells(dict[str, str]):
+    """The channel, direction and status cells by the JSON array of the three."""
 
-    def __missing__(self, key: tuple[Any, ...]) -> str:
+    def __missing__(self, key: str) -> str:
         if len(self) >= _MAX_CACHED:
             self.clear()
-        cells = self[key] = ",".join(csv_text(value) for value in key)
+        cells = self[key] = ",".join(csv_text(value) for value in json.loads(key))
         return cells
 
 
 class LineFormatter:
     """Formats rows of `lines_query` as CSV lines encoded in UTF-8."""
 
-    def __init__(self, period: DateRange, reps: dict[int, str]) -> None:
+    def __init__(
+        self,
+        period: DateRange,
+        reps: dict[int, str],
+        customers: dict[int, str] | None = None,
+    ) -> None:
+        """Format with the cells of `reps` and, if read before, of all
+        `customers`; else the rows carry their customer's name."""
         self.key_length = stamp_key_length(period)
         self.stamps = LocalStamps(period.zone, self.key_length)
         self.local_text = LocalTimes(period.zone).text
         self.reps = reps
-        self.customers: dict[int | None, str] = {None: ","}
+        self.customers_read = customers is not None
+        self.customers: dict[int | None, str] = {**(customers or {}), None: ","}
         self.kinds = _KindCells()
 
     def encode(self, records: Iterable[Any]) -> bytes:
@@ -146,9 +159,7 @@ class LineFormatter:
             rep_id,
             customer_id,
             customer,
-            channel,
-            direction,
-            status,
+            kind,
             talk_seconds,
             text,
         ) in records:
@@ -163,7 +174,7 @@ class LineFormatter:
                 customer_cells = self._customer(customer_id, customer)
             append(
                 f"{activity_id},{when}{reps.get(rep_id, ',,')},{customer_cells},"
-                f"{kinds[channel, direction, status]},"
+                f"{kinds[kind]},"
                 f"{'' if talk_seconds is None else talk_seconds},"
                 f"{csv_text(text) if text else ''}\r\n"
             )
@@ -174,15 +185,23 @@ class LineFormatter:
         return f"{local},{local[:10]},"
 
     def _customer(self, customer_id: int, name: str | None) -> str:
+        cells = f"{customer_id},{csv_text(name)}"
+        # Read before, all customers stay; one not among them has no row.
+        if self.customers_read:
+            return cells
         if len(self.customers) >= _MAX_CACHED:
             self.customers.clear()
             self.customers[None] = ","
-        cells = self.customers[customer_id] = f"{customer_id},{csv_text(name)}"
+        self.customers[customer_id] = cells
         return cells
 
 
-def lines_query(options: ExportFilter) -> Select[Any]:
-    """Select the rows `LineFormatter` formats, with the export's filters."""
+def lines_query(options: ExportFilter, join_customers: bool) -> Select[Any]:
+    """Select the rows `LineFormatter` formats, with the export's filters.
+
+    Without `join_customers` the customer's name is NULL, for a formatter
+    given all customers' cells.
+    """
     rep = aliased(User)
     email_status = case(
         (Activity.automatic, "automatic"),
@@ -195,6 +214,9 @@ def lines_query(options: ExportFilter) -> Select[Any]:
             func.nullif(Call.status, ""), func.nullif(Message.status, ""), ""
         ),
     )
+    # One text instead of three Python objects per row, cheaper to read; the
+    # cells are cached by it. JSON keeps any character of the three exact.
+    kind = func.json_array(Activity.channel, Activity.direction, status)
     text = case((Message.id.is_not(None), Message.body), else_=Activity.summary)
     query = (
         select(
@@ -202,20 +224,19 @@ def lines_query(options: ExportFilter) -> Select[Any]:
             Activity.occurred_at,
             Activity.rep_id,
             Activity.customer_id,
-            Customer.name,
-            Activity.channel,
-            Activity.direction,
-            status,
+            Customer.name if join_customers else null(),
+            kind,
             Call.talk_seconds,
             text,
         )
         .select_from(Activity)
-        .outerjoin(Customer, Activity.customer_id == Customer.id)
         .outerjoin(Call, Call.activity_id == Activity.id)
         .outerjoin(Message, Message.activity_id == Activity.id)
         .where(*filter_conditions(options, rep))
         .order_by(Activity.occurred_at, Activity.id)
     )
+    if join_customers:
+        query = query.outerjoin(Customer, Activity.customer_id == Customer.id)
     # The rep's cells come from `rep_cells`; only a team filter needs the join.
     if options.team_id is not None:
         query = query.outerjoin(rep, Activity.rep_id == rep.id)
@@ -233,6 +254,20 @@ def rep_cells(reader: sqlite3.Connection, dialect: Dialect) -> dict[int, str]:
         for user_id, name, email, team in reader.execute(
             compiled.sql, compiled.bind({})
         )
+    }
+
+
+def customer_cells(
+    reader: sqlite3.Connection, dialect: Dialect
+) -> dict[int, str] | None:
+    """Read each customer's id and name as two CSV cells, by customer id,
+    or return None when there are more than PRELOADED_CUSTOMERS."""
+    if _scalar(reader, dialect, select(func.count(Customer.id))) > PRELOADED_CUSTOMERS:
+        return None
+    compiled = _Compiled.of(select(Customer.id, Customer.name), dialect)
+    return {
+        customer_id: f"{customer_id},{csv_text(name)}"
+        for customer_id, name in reader.execute(compiled.sql, compiled.bind({}))
     }
 
 
@@ -309,13 +344,15 @@ def _without_indexes(sql: str) -> str:
 def start_export(
     reader: sqlite3.Connection, dialect: Dialect, options: ExportFilter
 ) -> tuple[sqlite3.Cursor, LineFormatter]:
-    """Run the export query in one read transaction with the reps' cells.
+    """Run the export query in one read transaction with the reps' and
+    customers' cells.
 
     Return its cursor and the formatter of its rows.
     """
     reader.execute("BEGIN")
-    formatter = LineFormatter(options.period, rep_cells(reader, dialect))
-    compiled = _Compiled.of(lines_query(options), dialect)
+    customers = customer_cells(reader, dialect)
+    formatter = LineFormatter(options.period, rep_cells(reader, dialect), customers)
+    compiled = _Compiled.of(lines_query(options, customers is None), dialect)
     sql = compiled.sql
     if reads_in_storage_order(reader, dialect, options):
         sql = _without_indexes(sql)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite
 
 from capture.access import Viewer
 from capture.db import Database
+from reports import activity_lines
 from reports.activity_lines import (
     LineFormatter,
     LocalStamps,
@@ -44,9 +45,13 @@ ZONES = (
     "UTC",
 )
 UTC_ZONE = ZoneInfo("UTC")
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 YEAR = DateRange(date(2026, 1, 1), date(2026, 12, 31), UTC_ZONE)
 DIALECT = sqlite.dialect()
+# The channel, direction and status of a row of `lines_query`.
+KIND = '["call","outbound",""]'
 TOUCHES = 1500
+ORPHAN = 999
 TRICKY_TEXT = (
     "",
     "plain",
@@ -136,7 +141,8 @@ def insert_touch(
     moment: datetime,
 ) -> None:
     channel = rng.choice(("call", "sms", "email", "meeting"))
-    customer = rng.choice((None, *range(1, len(TRICKY_TEXT) + 1)))
+    # Ids of a customer and a rep with no row, as a foreign key left unchecked.
+    customer = rng.choice((None, ORPHAN, *range(1, len(TRICKY_TEXT) + 1)))
     connection.execute(
         "INSERT INTO activities (id, external_key, customer_id, rep_id, channel,"
         " direction, occurred_at, summary, automatic, created_at)"
@@ -145,7 +151,7 @@ def insert_touch(
             activity_id,
             f"test:{activity_id}",
             customer,
-            rng.choice((None, 1, 2, 3)),
+            rng.choice((None, 1, 2, 3, ORPHAN)),
             channel,
             rng.choice(("inbound", "outbound")),
             stamp(moment),
@@ -225,6 +231,19 @@ async def test_lines_match_reference(touches: Touches, zone_name: str) -> None:
     assert lines.count(b"\r\n") >= TOUCHES
 
 
+async def test_lines_with_joined_customers_match_reference(
+    touches: Touches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More customers than are read before the export: each row is joined.
+    monkeypatch.setattr(activity_lines, "PRELOADED_CUSTOMERS", 0)
+    options = ExportFilter(DateRange(YEAR.first, YEAR.last, LOS_ANGELES), None)
+
+    lines = await lines_of(touches.path, options)
+
+    assert lines == await reference(touches.path, options)
+    assert f"{ORPHAN},,".encode() in lines
+
+
 FILTERS = {
     "rep": {"rep_id": 2},
     "team": {"team_id": 2},
@@ -269,7 +288,7 @@ def test_local_stamps_match_zoneinfo(zone_name: str) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for step in range(0, 365 * 24 * 6):
         moment = start + timedelta(minutes=10 * step, seconds=7, microseconds=999_999)
-        record = (1, stamp(moment), None, None, None, "call", "outbound", "", None, "")
+        record = (1, stamp(moment), None, None, None, KIND, None, "")
 
         line = formatter.encode([record]).decode("utf-8")
 
@@ -302,18 +321,7 @@ def test_local_stamps_skip_uneven_hours() -> None:
 def test_odd_timestamp_text_converted_alone() -> None:
     period = DateRange(YEAR.first, YEAR.last, ZoneInfo("America/Los_Angeles"))
     formatter = LineFormatter(period, {})
-    record = (
-        1,
-        "2026-06-01 12:34",
-        None,
-        None,
-        None,
-        "call",
-        "outbound",
-        "",
-        None,
-        "",
-    )
+    record = (1, "2026-06-01 12:34", None, None, None, KIND, None, "")
 
     line = formatter.encode([record]).decode("utf-8")
 
