@@ -131,7 +131,7 @@ class LineFormatter:
         self,
         period: DateRange,
         reps: dict[int, str],
-        customers: dict[int, str] | None = None,
+        customers: dict[int | None, str] | None = None,
     ) -> None:
         """Format with the cells of `reps` and, if read before, of all
         `customers`; else the rows carry their customer's name."""
@@ -140,7 +140,8 @@ class LineFormatter:
         self.local_text = LocalTimes(period.zone).text
         self.reps = reps
         self.customers_read = customers is not None
-        self.customers: dict[int | None, str] = {**(customers or {}), None: ","}
+        self.customers: dict[int | None, str] = {None: ","}
+        self.customers.update(customers or {})
         self.kinds = _KindCells()
 
     def encode(self, records: Iterable[Any]) -> bytes:
@@ -259,7 +260,7 @@ def rep_cells(reader: sqlite3.Connection, dialect: Dialect) -> dict[int, str]:
 
 def customer_cells(
     reader: sqlite3.Connection, dialect: Dialect
-) -> dict[int, str] | None:
+) -> dict[int | None, str] | None:
     """Read each customer's id and name as two CSV cells, by customer id,
     or return None when there are more than PRELOADED_CUSTOMERS."""
     if _scalar(reader, dialect, select(func.count(Customer.id))) > PRELOADED_CUSTOMERS:
