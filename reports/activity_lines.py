@@ -11,8 +11,10 @@ The export is in time order. Where the ids of touches follow their time,
 as when webhooks insert them as they happen, reading along the time index
 visits the table's pages in order. Where they do not, each row reads a
 random page, and scanning the table in storage order and sorting the rows
-costs less. `reads_in_storage_order` weighs the two, as PostgreSQL's
-planner weighs an index scan by the correlation of index and table order.
+costs less. `reads_in_storage_order` weighs the two. PostgreSQL's planner
+does the same with `pg_stats.correlation`, which its documentation
+describes as the correlation between physical row order and the order of
+a column's values.
 """
 
 from __future__ import annotations
@@ -47,14 +49,15 @@ _MAX_CACHED = 100_000
 PRELOADED_CUSTOMERS = 100_000
 
 # Costs of the two ways to read the rows in time order, relative to reading
-# one row in a scan of the table. Measured with bench/reports.py on a
-# 2-core x86_64 machine: a scanned row took about 0.12 us, a row read from a
-# random page about 4.3 us more, and sorting about 0.4 us a row.
+# one row in a scan of the table. They are estimates from one machine (2-core
+# x86_64, the database of bench/reports.py read through sqlite3): a scanned
+# row took about 0.12 us, a row read from a random page about 4.3 us more,
+# and sorting about 0.4 us a row.
 RANDOM_READ_COST = 36
 SORT_COST = 3
-# Touches sampled at each of SAMPLE_POINTS times in the range to measure
-# how closely ids follow time, and how far apart two ids may be for the
-# second to be read from a page the first one brought into the cache.
+# Touches sampled at each of SAMPLE_POINTS times in the range, to measure
+# how closely ids follow time. Two ids at most NEAR_IDS apart count as
+# near, because the page of the second is likely still in SQLite's cache.
 SAMPLE_ROWS = 256
 SAMPLE_POINTS = 4
 NEAR_IDS = 1000
@@ -133,8 +136,9 @@ class LineFormatter:
         reps: dict[int, str],
         customers: dict[int | None, str] | None = None,
     ) -> None:
-        """Format with the cells of `reps` and, if read before, of all
-        `customers`; else the rows carry their customer's name."""
+        """Format with the cells of `reps` and of `customers`, when all
+        customers were read before. Otherwise each row carries its
+        customer's name."""
         self.key_length = stamp_key_length(period)
         self.stamps = LocalStamps(period.zone, self.key_length)
         self.local_text = LocalTimes(period.zone).text
@@ -187,7 +191,8 @@ class LineFormatter:
 
     def _customer(self, customer_id: int, name: str | None) -> str:
         cells = f"{customer_id},{csv_text(name)}"
-        # Read before, all customers stay; one not among them has no row.
+        # All customers were read before, so this one has no row. Keep the
+        # cache to the customers that exist.
         if self.customers_read:
             return cells
         if len(self.customers) >= _MAX_CACHED:
@@ -215,7 +220,7 @@ def lines_query(options: ExportFilter, join_customers: bool) -> Select[Any]:
             func.nullif(Call.status, ""), func.nullif(Message.status, ""), ""
         ),
     )
-    # One text instead of three Python objects per row, cheaper to read; the
+    # One text costs less to read than three Python objects per row, and the
     # cells are cached by it. JSON keeps any character of the three exact.
     kind = func.json_array(Activity.channel, Activity.direction, status)
     text = case((Message.id.is_not(None), Message.body), else_=Activity.summary)
@@ -238,7 +243,7 @@ def lines_query(options: ExportFilter, join_customers: bool) -> Select[Any]:
     )
     if join_customers:
         query = query.outerjoin(Customer, Activity.customer_id == Customer.id)
-    # The rep's cells come from `rep_cells`; only a team filter needs the join.
+    # The rep's cells come from `rep_cells`, so only a team filter needs the join.
     if options.team_id is not None:
         query = query.outerjoin(rep, Activity.rep_id == rep.id)
     return query
@@ -276,7 +281,7 @@ def clustered_share(
     reader: sqlite3.Connection, dialect: Dialect, period: DateRange
 ) -> float | None:
     """Return the share of touches in time order whose id is near the last
-    one's, from samples across `period`; None when there are too few."""
+    one's, from samples across `period`, or None when there are too few."""
     since = bindparam("since", type_=UTCDateTime)
     query = (
         select(Activity.id)

@@ -1,9 +1,10 @@
 """Cells of the activity export: local times and text a spreadsheet shows as text.
 
 The functions here write the same text as `export.encode_rows` does through
-the csv module: times to the second with their offset in the organisation's
-time zone, formula characters neutralised in text cells, and a cell quoted
-as the csv module's minimal quoting does with CRLF line ends.
+the csv module. Times are to the second with their offset in the
+organisation's time zone. Text cells have formula characters neutralised,
+and a cell is quoted as the csv module's minimal quoting does with CRLF
+line ends.
 """
 
 from __future__ import annotations

@@ -209,8 +209,8 @@ async def count_activities(
 async def count_rows(session: AsyncSession, options: ExportFilter) -> int:
     rep = aliased(User)
     query = select(func.count()).select_from(Activity)
-    # SQLite keeps an unused outer join: it read every touch's row from the
-    # table, at a random page each, rather than count the time index alone.
+    # SQLite 3.40 keeps an unused outer join, and joining users made it read
+    # every touch's row from the table where the time index alone suffices.
     if options.team_id is not None:
         query = query.outerjoin(rep, Activity.rep_id == rep.id)
     query = query.where(*filter_conditions(options, rep))

@@ -85,8 +85,8 @@ def changes_of_offset(zone: ZoneInfo) -> list[datetime]:
 
 
 def touch_times(rng: random.Random) -> list[datetime]:
-    """Random times over 2026, and every minute of each hour that changes an
-    offset in one of ZONES, at its last microsecond."""
+    """Return random times over 2026, and every minute of each hour that
+    changes an offset in one of ZONES, at its last microsecond."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     times = [
         start + timedelta(seconds=rng.randrange(365 * 86400), microseconds=999_999)
