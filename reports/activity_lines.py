@@ -45,7 +45,7 @@ _STAMP_LENGTH = 26
 # Cached cells per cache, so that memory stays flat however many rows.
 _MAX_CACHED = 100_000
 # Customers read into cells before the export when there are at most this
-# many (about 150 bytes each); more are joined to each row instead.
+# many (about 160 bytes each with a short name). More are joined to each row.
 PRELOADED_CUSTOMERS = 100_000
 
 # Costs of the two ways to read the rows in time order, relative to reading
@@ -380,10 +380,11 @@ async def sqlite_chunks(
 ) -> AsyncIterator[tuple[bytes, int]]:
     """Yield the export's lines as CSV bytes, with the number of rows in each.
 
-    One worker thread reads the rows while another formats the last chunk.
-    sqlite3 releases the GIL while SQLite steps through the query, so the
-    two overlap on two cores. The thread's connection reads the rows
-    committed when the query starts, as any other reader of the file would.
+    One worker thread reads the rows while another formats the last chunk,
+    so the event loop only writes the bytes out. The two threads overlap
+    little, because sqlite3 takes the GIL back for every row it steps to.
+    The threads' own connection reads the cells of reps and customers and
+    the rows in one read transaction, as committed when it starts.
     """
     reader = await asyncio.to_thread(_connect, path)
     fetching: asyncio.Future[list[Any]] | None = None
