@@ -25,7 +25,16 @@ run is the baseline.
 With --keep, a database left there by an earlier run is reused: it is
 upgraded, and its kept counts are rebuilt when they are empty.
 
+The touches' ids are random in time by default. With --time-order they
+are inserted in time order with 5% arriving late, as the webhook writer
+inserts them in production, into reports-time.db. The export reads rows
+in time order, so the two files show its cost when ids follow time and
+when they do not. The default stays random in time because the summary
+and KPI figures compare against raw aggregates that run faster when ids
+follow time.
+
 Run: .venv/bin/python bench/reports.py [--touches 1000000] [--keep DIR]
+     [--time-order]
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -81,13 +91,17 @@ KPI_FIGURES = (
     "cycle_days_mean",
     "follow_up_count",
 )
+# With --time-order: the share of touches inserted after later ones, and
+# how late at most.
+LATE_SHARE = 0.05
+LATE_MAX_SECONDS = 30 * 24 * 3600
 
 
 def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def populate(path: Path, touches: int) -> None:
+def populate(path: Path, touches: int, time_order: bool) -> None:
     random.seed(7)
     connection = sqlite3.connect(path)
     now = stamp(START)
@@ -115,7 +129,7 @@ def populate(path: Path, touches: int) -> None:
         customers,
     )
     _deals(connection, customers)
-    _touches(connection, touches)
+    _touches(connection, touches, time_order)
     connection.commit()
     connection.close()
 
@@ -154,12 +168,37 @@ def _deals(connection: sqlite3.Connection, customers: list[tuple]) -> None:
     )
 
 
-def _touches(connection: sqlite3.Connection, total: int) -> None:
+def _random_times() -> Iterator[str]:
+    while True:
+        yield stamp(START + timedelta(seconds=random.randrange(SPAN_SECONDS)))
+
+
+def _arrival_times(total: int) -> Iterator[str]:
+    """Yield touch times in the order a webhook writer inserts them.
+
+    Most touches arrive as they happen. A share of LATE_SHARE arrives late
+    (a retried webhook, an import of older touches), up to LATE_MAX_SECONDS
+    after it happened, so its id is higher than those of later touches.
+    """
+    rng = random.Random(11)
+    offsets = sorted(rng.randrange(SPAN_SECONDS) for _ in range(total))
+    arrivals = []
+    for offset in offsets:
+        late = rng.random() < LATE_SHARE
+        delay = rng.randrange(60, LATE_MAX_SECONDS) if late else 0
+        arrivals.append((offset + delay, offset))
+    arrivals.sort()
+    for _, offset in arrivals:
+        yield stamp(START + timedelta(seconds=offset))
+
+
+def _touches(connection: sqlite3.Connection, total: int, time_order: bool) -> None:
+    times = _arrival_times(total) if time_order else _random_times()
     chunk = 50_000
     for first in range(1, total + 1, chunk):
         activities, calls = [], []
         for activity_id in range(first, min(first + chunk, total + 1)):
-            moment = stamp(START + timedelta(seconds=random.randrange(SPAN_SECONDS)))
+            moment = next(times)
             channel = random.choice(CHANNELS)
             direction = random.choice(("inbound", "outbound"))
             customer = random.randrange(1, CUSTOMERS + 1)
@@ -557,13 +596,13 @@ def _seconds(figures: dict[str, object], name: str) -> list[float]:
     return [float(value) for value in values]
 
 
-def prepare(url: str, path: Path, touches: int) -> None:
+def prepare(url: str, path: Path, touches: int, time_order: bool) -> None:
     """Create and fill the database, or upgrade one kept from an earlier run."""
     fresh = not path.exists()
     migrate.upgrade(url)
     if fresh:
         started = time.perf_counter()
-        populate(path, touches)
+        populate(path, touches, time_order)
         print(f"populated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     connection = sqlite3.connect(path)
     (months,) = connection.execute("SELECT count(*) FROM touch_months").fetchone()
@@ -585,12 +624,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--touches", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="folder to keep the database in")
+    parser.add_argument(
+        "--time-order",
+        action="store_true",
+        help="insert touches in time order with 5%% late, as webhooks do",
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="touchline-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "reports.db"
+    path = folder / ("reports-time.db" if args.time_order else "reports.db")
     url = f"sqlite:///{path}"
-    prepare(url, path, args.touches)
+    prepare(url, path, args.touches, args.time_order)
     raw_counts, raw_seconds = raw_summary(path)
     follow_up, raw_follow_seconds = raw_follow_up(path)
     raw_kpi_figures, raw_kpi_seconds = raw_kpis(path)
@@ -608,6 +652,7 @@ def main() -> int:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "touches": args.touches,
+        "touch_ids": "in time order" if args.time_order else "random in time",
         "month": MONTH.label,
         "summary_identical": service["counts"] == raw_counts,
         "summary_seconds_cold_warm": [round(value, 4) for value in summary],

@@ -1,22 +1,19 @@
 """The activity export's CSV rows, read from the driver and formatted per column.
 
-The rows come straight from a database driver in chunks of 5,000, without
-SQLAlchemy's row objects and result conversion: on a SQLite file from
-sqlite3 on a worker thread, otherwise from the session's server-side
-cursor. Each column is formatted by a function chosen once. The text is
-the same as `export.encode_rows` writes for `export.activity_row`: times
-to the second with their offset in the organisation's time zone, formula
+On a SQLite file without custom fields, `activity_lines` reads and formats
+the rows. Otherwise they come from the session's server-side cursor in
+chunks of 5,000, without SQLAlchemy's row objects and result conversion,
+and each column is formatted by a function chosen once. The text is the
+same as `export.encode_rows` writes for `export.activity_row`: times to the
+second with their offset in the organisation's time zone, formula
 characters neutralised in text cells, numbers left as numbers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from capture.models import CustomField
 from capture.sql import _Compiled
+from reports.activity_lines import sqlite_chunks
+from reports.csv_cells import LocalTimes, text_cell
 from reports.export import (
-    FORMULA_STARTS,
     ExportFilter,
     _field_cells,
     _field_values,
@@ -33,61 +31,15 @@ from reports.export import (
     email_status,
 )
 
-# Rows per fetch from the driver: each fetch is one hop to another thread.
+# Rows per fetch from the driver's server-side cursor.
 ROWS_PER_FETCH = 5000
-_LAST_MICROSECOND = timedelta(hours=1, microseconds=-1)
-
-
-class LocalTimes:
-    """Formats UTC timestamps as local ISO times to the second with the offset.
-
-    The offset is looked up once per UTC hour and kept when it is the same
-    at both ends of the hour. An hour that contains a change of offset (as in
-    zones that change at a half hour in UTC) is converted row by row.
-    """
-
-    def __init__(self, zone: ZoneInfo) -> None:
-        self.zone = zone
-        self.offsets: dict[Any, tuple[timedelta, str] | None] = {}
-
-    def text(self, value: Any) -> str:
-        """Return the local time of a driver value: SQLite text or a naive datetime."""
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-        key = (moment.year, moment.month, moment.day, moment.hour)
-        try:
-            offset = self.offsets[key]
-        except KeyError:
-            offset = self.offsets[key] = self._hour_offset(moment)
-        if offset is None:
-            aware = moment.replace(tzinfo=UTC).astimezone(self.zone)
-            return aware.isoformat(timespec="seconds")
-        return (moment + offset[0]).isoformat(timespec="seconds") + offset[1]
-
-    def _hour_offset(self, moment: datetime) -> tuple[timedelta, str] | None:
-        hour = moment.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
-        first = hour.astimezone(self.zone)
-        last = (hour + _LAST_MICROSECOND).astimezone(self.zone)
-        if first.utcoffset() != last.utcoffset():
-            return None
-        offset = first.utcoffset()
-        assert offset is not None
-        # The suffix after the seconds: "-07:00", or "+05:53:28" in old zones.
-        return offset, first.isoformat(timespec="seconds")[19:]
-
-
-def _text(value: str | None) -> str:
-    if not value:
-        return ""
-    if value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 class _TextCells(dict[Any, str]):
     """Neutralised text by value, for columns with few distinct values."""
 
     def __missing__(self, value: Any) -> str:
-        text = self[value] = _text(value)
+        text = self[value] = text_cell(value)
         return text
 
 
@@ -130,19 +82,19 @@ def row_formatter(zone: ZoneInfo) -> Callable[[Any], tuple[Any, ...]]:
             emails[rep_email],
             teams[team],
             "" if customer_id is None else customer_id,
-            _text(customer),
+            text_cell(customer),
             channels[channel],
             directions[direction],
             statuses[status],
             "" if talk_seconds is None else talk_seconds,
-            _text(body if message_id is not None else summary),
+            text_cell(body if message_id is not None else summary),
         )
 
     return format_row
 
 
 def _field_text(value: Any) -> Any:
-    return _text(value) if isinstance(value, str) else value
+    return text_cell(value) if isinstance(value, str) else value
 
 
 def _encode(
@@ -174,15 +126,16 @@ async def encoded_activity_rows(
     """Yield the export's rows as CSV bytes, with the number of rows in each chunk.
 
     Each row ends with one cell per custom field in `fields`, if any. On a
-    SQLite file the rows are read and formatted on a worker thread with
-    their own connection, so the event loop only writes the bytes out.
+    SQLite file without custom fields the rows are read and formatted on
+    worker threads with their own connection, so the event loop only writes
+    the bytes out.
     """
     format_row = row_formatter(options.period.zone)
     connection = await session.connection()
     query = _rows_query(options)
     path = _sqlite_file(connection)
     if path is not None and not fields:
-        async for chunk in _sqlite_chunks(path, connection, query, format_row):
+        async for chunk in sqlite_chunks(path, connection.dialect, options):
             yield chunk
         return
     async for records in _raw_rows(connection, query):
@@ -198,48 +151,6 @@ def _sqlite_file(connection: AsyncConnection) -> str | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     return url.database
-
-
-async def _sqlite_chunks(
-    path: str,
-    connection: AsyncConnection,
-    query: Any,
-    format_row: Callable[[Any], tuple[Any, ...]],
-) -> AsyncIterator[tuple[bytes, int]]:
-    """Read the rows on one worker thread while another encodes the last chunk.
-
-    sqlite3 releases the GIL while SQLite steps through the query, so the
-    reading and the encoding overlap on two cores. The thread's connection
-    reads the rows committed when the query starts, as any other reader of
-    the file would.
-    """
-    compiled = _Compiled.of(query, connection.dialect)
-    reader = await asyncio.to_thread(
-        sqlite3.connect, path, check_same_thread=False, uri=path.startswith("file:")
-    )
-    fetching: asyncio.Future[list[Any]] | None = None
-    try:
-        cursor = await asyncio.to_thread(
-            reader.execute, compiled.sql, compiled.bind({})
-        )
-
-        def fetch() -> list[Any]:
-            return cursor.fetchmany(ROWS_PER_FETCH)
-
-        fetching = asyncio.ensure_future(asyncio.to_thread(fetch))
-        while True:
-            records = await fetching
-            if not records:
-                return
-            # One fetch at a time uses the cursor, never two at once.
-            fetching = asyncio.ensure_future(asyncio.to_thread(fetch))
-            chunk = await asyncio.to_thread(_encode, format_row, records, [], {})
-            yield chunk, len(records)
-    finally:
-        if fetching is not None and not fetching.done():
-            # The thread cannot be stopped, so let it finish before closing.
-            await asyncio.wait([fetching])
-        await asyncio.to_thread(reader.close)
 
 
 async def _raw_rows(
