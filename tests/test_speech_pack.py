@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import Word
@@ -100,3 +102,55 @@ def test_piece_at_before_first_piece() -> None:
     pack = two_channel_pack()
     assert pack.piece_at(-0.5).channel == 1
     assert pack.piece_at(9.0).channel == 2
+
+
+def pack_of_lengths(seconds: list[float]) -> SpeechPack:
+    """Pieces of the given lengths, back to back, alternating channels."""
+    pieces = []
+    packed = 0.0
+    for index, length in enumerate(seconds):
+        start = 10.0 * index
+        pieces.append(
+            Piece(
+                channel=index % 2 + 1,
+                packed_start=packed,
+                packed_end=packed + length,
+                start=start,
+                onset=packed,
+            )
+        )
+        packed += length
+    return SpeechPack(np.zeros(round(packed * RATE), dtype=np.float32), pieces, RATE)
+
+
+def test_windows_group_pieces_up_to_limit() -> None:
+    pack = pack_of_lengths([5.0, 5.0, 5.0, 4.0, 2.5])
+
+    windows = pack.windows(10.0)
+
+    assert windows == [(0, 10 * RATE), (10 * RATE, 19 * RATE), (19 * RATE, 21.5 * RATE)]
+
+
+def test_windows_long_piece_alone() -> None:
+    pack = pack_of_lengths([3.0, 45.0, 2.0])
+
+    windows = pack.windows(28.0)
+
+    assert windows == [(0, 3 * RATE), (3 * RATE, 48 * RATE), (48 * RATE, 50 * RATE)]
+
+
+def test_windows_cover_stream_without_gaps() -> None:
+    pack = pack_of_lengths([4.3, 6.1, 2.2, 7.9, 5.5, 3.3, 9.7, 1.4])
+
+    windows = pack.windows(12.0)
+
+    assert windows[0][0] == 0
+    assert windows[-1][1] == len(pack.audio)
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end == start
+    for start, end in windows:
+        assert end - start <= 12 * RATE
+
+
+def test_windows_of_empty_pack() -> None:
+    assert pack_of_lengths([]).windows(28.0) == []

@@ -56,6 +56,24 @@ class SpeechPack:
         index = bisect.bisect_right(starts, packed_time) - 1
         return self.pieces[min(max(index, 0), len(self.pieces) - 1)]
 
+    def windows(self, max_seconds: float) -> list[tuple[int, int]]:
+        """Cut the packed audio at piece boundaries into (start, end) samples.
+
+        Consecutive pieces are grouped while the group lasts at most
+        `max_seconds`, so a window of Whisper's 30 s never cuts a word. A
+        piece longer than that is a window of its own.
+        """
+        limit = round(max_seconds * self.sample_rate)
+        windows: list[tuple[int, int]] = []
+        for piece in self.pieces:
+            start = round(piece.packed_start * self.sample_rate)
+            end = round(piece.packed_end * self.sample_rate)
+            if windows and end - windows[-1][0] <= limit:
+                windows[-1] = (windows[-1][0], end)
+            else:
+                windows.append((start, end))
+        return windows
+
     def restore(
         self, segments: Iterable[WhisperSegment]
     ) -> dict[int, list[WhisperSegment]]:
