@@ -145,7 +145,7 @@ def test_language_detected_from_first_window(
     windows = pack.windows(6.0)
 
     detected, language = decoder.decode(pack.audio, windows, None)
-    given, _ = decoder.decode(pack.audio, windows, "en")
+    with_language, _ = decoder.decode(pack.audio, windows, "en")
 
     assert language == "en"
-    assert timed_text(detected) == timed_text(given)
+    assert timed_text(detected) == timed_text(with_language)

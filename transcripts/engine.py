@@ -365,8 +365,8 @@ def load_engine(
     resolve_model, or for openai-whisper to resolve_checkpoint, both of
     which raise ModelError for a missing or corrupt model. faster-whisper
     decodes `decoders` windows at once with `cpu_threads` threads each.
-    openai-whisper decodes one window at a time with both numbers' product
-    as its thread count. Raises ValueError for an unknown engine.
+    openai-whisper decodes the stream in one call, with both numbers'
+    product as its thread count. Raises ValueError for an unknown engine.
     """
     if engine not in ENGINES:
         raise ValueError(

@@ -33,10 +33,10 @@ from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_token
 WINDOW_FRAMES = 3000
 # Speech put into one window, leaving at least 2 s of it silent. Whisper
 # tends to leave speech that ends near the window's end for the next window,
-# as if it were cut off there. On the benchmark call (docs/benchmarks.md)
-# base stopped one sentence early in a window holding 29.2 s of speech, and
-# decoding that sentence took a fourth encoder pass; limits of 24 to 29 s
-# gave three passes, 30 s gave four.
+# as if it were cut off there. On the benchmark call (docs/benchmarks.md),
+# base stopped one sentence early in a window holding 29.2 s of speech, so
+# that sentence took a fourth encoder pass. Limits of 24 to 29 s gave three
+# passes, and 30 s gave four.
 WINDOW_SPEECH_SECONDS = 28
 # WhisperModel.transcribe's defaults in faster-whisper 1.2.1, used where
 # the engine sets nothing of its own.
