@@ -95,7 +95,7 @@ def test_parallel_windows_match_one_by_one(
     tiny_model: WhisperModel, pack: SpeechPack
 ) -> None:
     # One window per sentence, so two windows run at once.
-    windows = pack.windows(6.0)
+    windows = pack.windows(6.0, 3.0)
     assert len(windows) == len(SENTENCES)
 
     parallel, language = WindowDecoder(tiny_model, SETTINGS, 2).decode(
@@ -108,7 +108,7 @@ def test_parallel_windows_match_one_by_one(
 
 
 def test_window_times_in_stream(tiny_model: WhisperModel, pack: SpeechPack) -> None:
-    samples = pack.windows(6.0)
+    samples = pack.windows(6.0, 3.0)
     windows = [(start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ) for start, end in samples]
 
     segments, _ = WindowDecoder(tiny_model, SETTINGS, 2).decode(
@@ -142,7 +142,7 @@ def test_language_detected_from_first_window(
     """The multilingual base model; joining it copies about 145 MB."""
     model = load_model(resolve_model("base", tmp_path_factory.mktemp("data")))
     decoder = WindowDecoder(model, SETTINGS, 2)
-    windows = pack.windows(6.0)
+    windows = pack.windows(6.0, 3.0)
 
     detected, language = decoder.decode(pack.audio, windows, None)
     with_language, _ = decoder.decode(pack.audio, windows, "en")

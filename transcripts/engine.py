@@ -27,6 +27,7 @@ from transcripts import guards
 from transcripts.speech_pack import SpeechPack, pack_speech
 from transcripts.whisper_models import resolve_model
 from transcripts.window_decoder import (
+    WINDOW_CUT_SEARCH_SECONDS,
     WINDOW_SPEECH_SECONDS,
     DecodeSettings,
     WindowDecoder,
@@ -232,7 +233,7 @@ class FasterWhisperEngine(ChannelEngine):
 
     def _decode(self, pack: SpeechPack) -> tuple[Iterable[WhisperSegment], str]:
         """Return the segments of the packed speech, in its times, and language."""
-        windows = pack.windows(WINDOW_SPEECH_SECONDS)
+        windows = pack.windows(WINDOW_SPEECH_SECONDS, WINDOW_CUT_SEARCH_SECONDS)
         return self._decoder.decode(pack.audio, windows, self.language)
 
 

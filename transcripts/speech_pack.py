@@ -56,23 +56,57 @@ class SpeechPack:
         index = bisect.bisect_right(starts, packed_time) - 1
         return self.pieces[min(max(index, 0), len(self.pieces) - 1)]
 
-    def windows(self, max_seconds: float) -> list[tuple[int, int]]:
-        """Cut the packed audio at piece boundaries into (start, end) samples.
+    def windows(
+        self, max_seconds: float, search_seconds: float
+    ) -> list[tuple[int, int]]:
+        """Cut the packed audio into windows of at most `max_seconds`.
 
-        Consecutive pieces are grouped while the group lasts at most
-        `max_seconds`, so a window of Whisper's 30 s never cuts a word. A
-        piece longer than that is a window of its own.
+        Returns (start, end) sample ranges that cover the audio in order. Each
+        cut is at the last piece boundary within the final `search_seconds` of
+        the window, where the VAD's padding leaves a pause on both sides. With
+        no boundary there, the cut is in the middle of the longest pause in
+        that stretch.
         """
+        total = len(self.audio)
         limit = round(max_seconds * self.sample_rate)
+        search = round(search_seconds * self.sample_rate)
+        boundaries = [
+            round(piece.packed_start * self.sample_rate) for piece in self.pieces[1:]
+        ]
         windows: list[tuple[int, int]] = []
-        for piece in self.pieces:
-            start = round(piece.packed_start * self.sample_rate)
-            end = round(piece.packed_end * self.sample_rate)
-            if windows and end - windows[-1][0] <= limit:
-                windows[-1] = (windows[-1][0], end)
+        start = 0
+        while total - start > limit:
+            end = start + limit
+            last = bisect.bisect_right(boundaries, end) - 1
+            if last >= 0 and boundaries[last] > end - search:
+                cut = boundaries[last]
             else:
-                windows.append((start, end))
+                cut = self._pause_point(end - search, end)
+            windows.append((start, cut))
+            start = cut
+        if start < total:
+            windows.append((start, total))
         return windows
+
+    def _pause_point(self, start: int, end: int) -> int:
+        """Return the middle sample of the longest pause in audio[start:end].
+
+        A pause is a run of 20 ms frames within 6 dB of the quietest frame's
+        energy. Of equally long runs the last is taken.
+        """
+        frame = self.sample_rate // 50
+        frames = (end - start) // frame
+        stretch = self.audio[start : start + frames * frame].reshape(frames, frame)
+        energy = np.square(stretch, dtype=np.float64).mean(axis=1)
+        quiet = energy <= 4 * energy.min() + 1e-12
+        best_first, best_length = 0, 0
+        run_first = 0
+        for index in range(frames):
+            if not quiet[index]:
+                run_first = index + 1
+            elif index + 1 - run_first >= best_length:
+                best_first, best_length = run_first, index + 1 - run_first
+        return start + (best_first * frame) + (best_length * frame) // 2
 
     def restore(
         self, segments: Iterable[WhisperSegment]

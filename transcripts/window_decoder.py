@@ -1,13 +1,13 @@
 """Decode packed speech through faster-whisper, several windows at once.
 
-Whisper's encoder always takes 30 s of audio. The packed speech is cut at
-piece boundaries into windows of at most WINDOW_SPEECH_SECONDS
-(SpeechPack.windows), so no window edge cuts a word. Each window is decoded
-on its own, as WhisperModel.transcribe would decode it with the same
-options. Windows run in parallel on the model's CTranslate2 replicas
-(WhisperModel num_workers), each replica on its own CPU threads.
-CTranslate2 releases the GIL while it computes, so Python threads are
-enough to keep every replica busy.
+Whisper's encoder always takes 30 s of audio. The packed speech is cut
+into windows of at most WINDOW_SPEECH_SECONDS (SpeechPack.windows), at a
+pause: between two pieces of speech where possible, so a window edge rarely
+cuts a word. Each window is decoded on its own, as WhisperModel.transcribe
+would decode it with the same options. Windows run in parallel on the
+model's CTranslate2 replicas (WhisperModel num_workers), each replica on
+its own CPU threads. CTranslate2 releases the GIL while it computes, so
+Python threads are enough to keep every replica busy.
 
 The language is detected from the encoder output of the first window, and
 that output is then decoded, so each window costs one encoder pass.
@@ -38,6 +38,10 @@ WINDOW_FRAMES = 3000
 # that sentence took a fourth encoder pass. Limits of 24 to 29 s gave three
 # passes, and 30 s gave four.
 WINDOW_SPEECH_SECONDS = 28
+# The final stretch of a window in which it is cut: at a piece boundary if
+# there is one, else in the longest pause. Every window but the last holds
+# at least 23 s of speech.
+WINDOW_CUT_SEARCH_SECONDS = 5
 # WhisperModel.transcribe's defaults in faster-whisper 1.2.1, used where
 # the engine sets nothing of its own.
 TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
