@@ -1,8 +1,11 @@
 """Compare decoding variants of faster-whisper on the benchmark call.
 
 Loads each variant once, transcribes the warm-up file with it, then
-transcribes the recording of bench/transcribe_rtf.py with every variant in
-turn, for several rounds, so that all variants see the same load. Prints
+transcribes one recording with every variant in turn, for several rounds,
+so that all variants see the same load. The recording is the call of
+bench/transcribe_rtf.py (13 turns of one sentence), or with --long-turns
+the same sentences in five turns of three, 0.6 s apart, so that each
+channel speaks for 14 to 17 s at a time. Prints
 one line per transcription: wall seconds, real-time factor, CPU seconds of
 the process, word error rate and the one-minute load average.
 
@@ -26,8 +29,11 @@ import os
 import sys
 import tempfile
 import time
+import wave
 from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 # Nothing may be downloaded: models come from installed packages only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,6 +45,7 @@ from transcripts.engine import (
     LOG_PROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
     FasterWhisperEngine,
+    TranscriptResult,
 )
 from transcripts.speech_pack import SpeechPack
 from transcripts.whisper_models import resolve_model
@@ -47,13 +54,23 @@ from transcripts.window_decoder import WindowDecoder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transcribe_rtf import (
     DIALOGUE,
+    TWILIO_SAMPLE_RATE_HZ,
     assemble_turns,
     print_machine,
-    synthesize_call,
     synthesize_speech,
-    word_error_rate,
     write_wav,
 )
+from wer import word_errors
+
+# Turns of --long-turns: (channel, indexes of DIALOGUE sentences).
+LONG_TURNS = [
+    (1, [0, 2, 4]),
+    (2, [1, 3, 5]),
+    (1, [6, 8, 10]),
+    (2, [7, 9, 11]),
+    (1, [12, 0, 2]),
+]
+SENTENCE_GAP_SECONDS = 0.6
 
 
 class TranscribeCallEngine(FasterWhisperEngine):
@@ -100,7 +117,9 @@ def main() -> None:
     chosen = [v for v in VARIANTS if not arguments.only or v.name in arguments.only]
     with tempfile.TemporaryDirectory() as scratch:
         recording = Path(scratch) / "call.wav"
-        audio_seconds = synthesize_call(recording)
+        turns = LONG_TURNS if arguments.long_turns else one_sentence_turns()
+        scripts = write_call(recording, turns)
+        audio_seconds = read_seconds(recording)
         warm_up = Path(scratch) / "warm_up.wav"
         write_wav(warm_up, assemble_turns([(1, synthesize_speech(DIALOGUE[0][1]))]))
         model_dir = resolve_model(arguments.model, arguments.data_dir)
@@ -121,7 +140,8 @@ def main() -> None:
                 print(
                     f"| {round_number} | {name} | {wall_seconds:.2f} s "
                     f"| {wall_seconds / audio_seconds:.3f} | {cpu_seconds:.2f} s "
-                    f"| {word_error_rate(result):.1%} | {os.getloadavg()[0]:.2f} |",
+                    f"| {word_error_rate(result, scripts):.1%} "
+                    f"| {os.getloadavg()[0]:.2f} |",
                     flush=True,
                 )
 
@@ -141,12 +161,54 @@ def parse_arguments() -> argparse.Namespace:
         help="variants to run (default: all)",
     )
     parser.add_argument(
+        "--long-turns",
+        action="store_true",
+        help="transcribe the call with turns of three sentences",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "rtf_data",
         help="folder for the joined base model (default: <temp>/rtf_data)",
     )
     return parser.parse_args()
+
+
+def one_sentence_turns() -> list[tuple[int, list[int]]]:
+    return [(channel, [index]) for index, (channel, _) in enumerate(DIALOGUE)]
+
+
+def write_call(path: Path, turns: list[tuple[int, list[int]]]) -> dict[int, str]:
+    """Write the turns as a two-channel WAV and return each channel's script."""
+    gap = np.zeros(round(SENTENCE_GAP_SECONDS * TWILIO_SAMPLE_RATE_HZ), np.int16)
+    track = []
+    scripts: dict[int, list[str]] = {1: [], 2: []}
+    for channel, indexes in turns:
+        parts = []
+        for index in indexes:
+            text = DIALOGUE[index][1]
+            parts.extend([synthesize_speech(text), gap])
+            scripts[channel].append(text)
+        track.append((channel, np.concatenate(parts[:-1])))
+    write_wav(path, assemble_turns(track))
+    return {channel: " ".join(texts) for channel, texts in scripts.items()}
+
+
+def read_seconds(path: Path) -> float:
+    with wave.open(str(path)) as recording:
+        return recording.getnframes() / recording.getframerate()
+
+
+def word_error_rate(result: TranscriptResult, scripts: dict[int, str]) -> float:
+    """Return the word error rate over both channels against their scripts."""
+    errors = 0
+    total = 0
+    for channel, script in scripts.items():
+        texts = [s.text for s in result.segments if s.channel == channel]
+        channel_errors, channel_words = word_errors(script, " ".join(texts))
+        errors += channel_errors
+        total += channel_words
+    return errors / total
 
 
 def load(variant: Variant, model_dir: Path, model: str) -> FasterWhisperEngine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import Word
 
@@ -170,6 +171,13 @@ def test_windows_cover_stream_without_gaps() -> None:
         assert end == start
     for start, end in windows[:-1]:
         assert 9 * RATE < end - start <= 12 * RATE
+
+
+def test_windows_search_longer_than_window_rejected() -> None:
+    pack = pack_of_lengths([3.0, 45.0, 2.0])
+
+    with pytest.raises(ValueError, match="less than that"):
+        pack.windows(5.0, 6.0)
 
 
 def test_windows_of_empty_pack() -> None:

@@ -65,8 +65,14 @@ class SpeechPack:
         cut is at the last piece boundary within the final `search_seconds` of
         the window, where the VAD's padding leaves a pause on both sides. With
         no boundary there, the cut is in the middle of the longest pause in
-        that stretch.
+        that stretch. Raises ValueError unless `search_seconds` is at least
+        20 ms and less than `max_seconds`.
         """
+        if not 0.02 <= search_seconds < max_seconds:
+            raise ValueError(
+                f"Invalid window cut search of {search_seconds} s for windows of "
+                f"{max_seconds} s: it must be at least 0.02 s and less than that."
+            )
         total = len(self.audio)
         limit = round(max_seconds * self.sample_rate)
         search = round(search_seconds * self.sample_rate)

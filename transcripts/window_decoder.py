@@ -37,9 +37,11 @@ WINDOW_FRAMES = 3000
 # base stopped one sentence early in a window holding 29.2 s of speech, so
 # that sentence took a fourth encoder pass. Limits of 24 to 29 s gave three
 # passes, and 30 s gave four.
+# NOTE: Whisper can still stop before the end of a shorter window. The rest
+# of that window then takes one more encoder pass, with less context.
 WINDOW_SPEECH_SECONDS = 28
 # The final stretch of a window in which it is cut: at a piece boundary if
-# there is one, else in the longest pause. Every window but the last holds
+# there is one, else in the longest pause. Every window but the last contains
 # at least 23 s of speech.
 WINDOW_CUT_SEARCH_SECONDS = 5
 # WhisperModel.transcribe's defaults in faster-whisper 1.2.1, used where
@@ -79,6 +81,7 @@ def transcription_options(
         log_prob_threshold=settings.log_prob_threshold,
         no_speech_threshold=settings.no_speech_threshold,
         compression_ratio_threshold=settings.compression_ratio_threshold,
+        # One misheard phrase cannot steer the next window into a loop.
         condition_on_previous_text=False,
         prompt_reset_on_temperature=0.5,
         temperatures=list(TEMPERATURES),
