@@ -32,6 +32,8 @@ import faster_whisper
 
 from transcripts.engine import (
     DEFAULT_BEAM_SIZE,
+    DEFAULT_CPU_THREADS,
+    DEFAULT_DECODERS,
     ENGINES,
     FASTER_WHISPER,
     Engine,
@@ -80,9 +82,10 @@ def main() -> None:
         print(f"audio: {recording.name}, {audio_seconds:.1f} s, 2 channels, 8 kHz")
         data_dir = arguments.data_dir or Path(scratch) / "data"
         print(
-            f"decoding: faster-whisper int8, openai-whisper float32, "
-            f"beam_size {arguments.beam_size}, VAD on, "
-            f"{arguments.cpu_threads} threads"
+            f"decoding: beam_size {arguments.beam_size}, VAD on; faster-whisper "
+            f"int8, {arguments.decoders} decoders of {arguments.cpu_threads} "
+            f"threads; openai-whisper float32, "
+            f"{arguments.decoders * arguments.cpu_threads} threads"
         )
         print("| engine | model | wall | real-time factor | CPU | WER | load |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -118,8 +121,17 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--cpu-threads",
         type=int,
-        default=2,
-        help="threads per engine, where 0 lets the library choose (default: 2)",
+        default=DEFAULT_CPU_THREADS,
+        help="threads per faster-whisper decoder, where 0 lets CTranslate2 "
+        f"choose (default: {DEFAULT_CPU_THREADS}); openai-whisper gets "
+        "decoders times this many, or PyTorch's default for 0",
+    )
+    parser.add_argument(
+        "--decoders",
+        type=int,
+        default=DEFAULT_DECODERS,
+        help="windows that faster-whisper decodes at once "
+        f"(default: {DEFAULT_DECODERS})",
     )
     parser.add_argument(
         "--beam-size",
@@ -209,6 +221,7 @@ def load(
             language=None,
             cpu_threads=arguments.cpu_threads,
             beam_size=arguments.beam_size,
+            decoders=arguments.decoders,
         )
     from transcripts.openai_checkpoint import resolve_checkpoint
     from transcripts.openai_engine import OpenAIWhisperEngine
@@ -217,7 +230,7 @@ def load(
         resolve_checkpoint(model, data_dir),
         model,
         language=None,
-        cpu_threads=arguments.cpu_threads,
+        cpu_threads=arguments.cpu_threads * arguments.decoders,
         beam_size=arguments.beam_size,
     )
 

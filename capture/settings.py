@@ -384,6 +384,20 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
     ),
     Setting(
+        "transcribe_decoders",
+        2,
+        "Windows of one recording that faster-whisper decodes at once, each "
+        "on its own model replica; openai-whisper decodes one at a time.",
+        _positive,
+    ),
+    Setting(
+        "transcribe_threads",
+        1,
+        "CPU threads of each faster-whisper decoder; openai-whisper uses "
+        "transcribe_decoders times this many.",
+        _positive,
+    ),
+    Setting(
         "dial_rep_channel",
         2,
         "Recording channel of the rep on <Dial> calls (1 or 2).",
@@ -538,6 +552,8 @@ class Settings:
     export_mail_from: str
     transcribe_engine: str
     whisper_model: str
+    transcribe_decoders: int
+    transcribe_threads: int
     dial_rep_channel: int
     api_rep_channel: int
     twilio_api_url: str

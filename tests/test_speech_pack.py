@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import Word
 
@@ -100,3 +103,82 @@ def test_piece_at_before_first_piece() -> None:
     pack = two_channel_pack()
     assert pack.piece_at(-0.5).channel == 1
     assert pack.piece_at(9.0).channel == 2
+
+
+def pack_of_lengths(seconds: list[float]) -> SpeechPack:
+    """Pieces of the given lengths, back to back, alternating channels."""
+    pieces = []
+    packed = 0.0
+    for index, length in enumerate(seconds):
+        start = 10.0 * index
+        pieces.append(
+            Piece(
+                channel=index % 2 + 1,
+                packed_start=packed,
+                packed_end=packed + length,
+                start=start,
+                onset=packed,
+            )
+        )
+        packed += length
+    return SpeechPack(np.zeros(round(packed * RATE), dtype=np.float32), pieces, RATE)
+
+
+def test_windows_cut_at_last_boundary() -> None:
+    pack = pack_of_lengths([5.0, 5.0, 5.0, 4.0, 2.5, 6.0])
+
+    windows = pack.windows(12.0, 4.0)
+
+    # Boundaries at 5, 10, 15, 19 and 21.5 s: the last within 8-12 s is 10 s,
+    # and the last within 18-22 s is 21.5 s.
+    assert windows == [
+        (0, 10 * RATE),
+        (10 * RATE, round(21.5 * RATE)),
+        (round(21.5 * RATE), round(27.5 * RATE)),
+    ]
+
+
+def test_windows_cut_long_piece_in_pause() -> None:
+    pack = pack_of_lengths([3.0, 45.0, 2.0])
+    pack.audio[:] = 0.1
+    # Two pauses in the last 5 s of the first window: 40 ms at 24.5 s and,
+    # longer, 200 ms at 26.0-26.2 s.
+    pack.audio[round(24.5 * RATE) : round(24.54 * RATE)] = 0.0
+    pack.audio[round(26.0 * RATE) : round(26.2 * RATE)] = 0.0
+
+    windows = pack.windows(28.0, 5.0)
+
+    assert windows[0] == (0, round(26.1 * RATE))
+    assert windows[1][0] == windows[0][1]
+    assert windows[-1][1] == len(pack.audio)
+
+
+def test_windows_short_pack_one_window() -> None:
+    pack = pack_of_lengths([3.0, 45.0, 2.0])
+
+    assert pack.windows(60.0, 5.0) == [(0, 50 * RATE)]
+
+
+def test_windows_cover_stream_without_gaps() -> None:
+    pack = pack_of_lengths([4.3, 6.1, 2.2, 7.9, 5.5, 3.3, 9.7, 1.4])
+    pack.audio[:] = np.random.default_rng(3).normal(0, 0.1, len(pack.audio))
+
+    windows = pack.windows(12.0, 3.0)
+
+    assert windows[0][0] == 0
+    assert windows[-1][1] == len(pack.audio)
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end == start
+    for start, end in windows[:-1]:
+        assert 9 * RATE < end - start <= 12 * RATE
+
+
+def test_windows_search_longer_than_window_rejected() -> None:
+    pack = pack_of_lengths([3.0, 45.0, 2.0])
+
+    with pytest.raises(ValueError, match="less than that"):
+        pack.windows(5.0, 6.0)
+
+
+def test_windows_of_empty_pack() -> None:
+    assert pack_of_lengths([]).windows(28.0, 5.0) == []

@@ -24,8 +24,14 @@ from faster_whisper.transcribe import Word
 from faster_whisper.vad import VadOptions
 
 from transcripts import guards
-from transcripts.speech_pack import pack_speech
+from transcripts.speech_pack import SpeechPack, pack_speech
 from transcripts.whisper_models import resolve_model
+from transcripts.window_decoder import (
+    WINDOW_CUT_SEARCH_SECONDS,
+    WINDOW_SPEECH_SECONDS,
+    DecodeSettings,
+    WindowDecoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +134,7 @@ class ChannelEngine:
         if pack.pieces:
             # NOTE: one language is detected for the joined speech, so a call
             # whose two sides speak different languages is decoded in one.
-            whisper_segments, language = self._decode(pack.audio)
+            whisper_segments, language = self._decode(pack)
             for channel, channel_segments in pack.restore(whisper_segments).items():
                 samples = channels[channel - 1]
                 segments.extend(
@@ -156,10 +162,8 @@ class ChannelEngine:
     def is_multilingual(self) -> bool:
         raise NotImplementedError
 
-    def _decode(
-        self, audio: npt.NDArray[np.float32]
-    ) -> tuple[Iterable[WhisperSegment], str]:
-        """Return the segments of 16 kHz speech, in its own times, and language."""
+    def _decode(self, pack: SpeechPack) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of the packed speech, in its times, and language."""
         raise NotImplementedError
 
     def _default_language(self) -> str:
@@ -170,7 +174,11 @@ class ChannelEngine:
 
 
 class FasterWhisperEngine(ChannelEngine):
-    """Whisper on CPU through faster-whisper (CTranslate2)."""
+    """Whisper on CPU through faster-whisper (CTranslate2).
+
+    The packed speech is decoded in windows of at most 28 s, `decoders`
+    windows at a time, each on `cpu_threads` threads (transcripts/window_decoder.py).
+    """
 
     name = FASTER_WHISPER
 
@@ -182,11 +190,12 @@ class FasterWhisperEngine(ChannelEngine):
         cpu_threads: int,
         compute_type: str = "int8",
         beam_size: int = DEFAULT_BEAM_SIZE,
+        decoders: int = 1,
     ) -> None:
-        """Load the model from `model_dir`.
+        """Load the model from `model_dir`, once per decoder.
 
-        `language` None means detect it per recording. `cpu_threads` 0 lets
-        CTranslate2 choose (4, or OMP_NUM_THREADS when set).
+        `language` None means detect it per recording. `cpu_threads` is per
+        decoder; 0 lets CTranslate2 choose (4, or OMP_NUM_THREADS when set).
         """
         self.model_name = model_name
         self.language = language
@@ -197,31 +206,10 @@ class FasterWhisperEngine(ChannelEngine):
             device="cpu",
             compute_type=compute_type,
             cpu_threads=cpu_threads,
+            num_workers=decoders,
         )
-        logger.info(
-            "Loaded Whisper model %s from %s in %.2f s",
-            model_name,
-            model_dir,
-            time.monotonic() - started,
-        )
-
-    @property
-    def is_multilingual(self) -> bool:
-        return bool(self._model.model.is_multilingual)
-
-    def _decode(
-        self, audio: npt.NDArray[np.float32]
-    ) -> tuple[Iterable[WhisperSegment], str]:
-        """Return the segments of 16 kHz speech, in its own times, and language."""
-        whisper_segments, info = self._model.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self.beam_size,
-            # Each utterance is decoded on its own, so one misheard phrase
-            # cannot steer the rest of the call into a repetition loop.
-            condition_on_previous_text=False,
-            # The audio is already the speech that Silero VAD found.
-            vad_filter=False,
+        settings = DecodeSettings(
+            beam_size=beam_size,
             compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
             log_prob_threshold=LOG_PROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD,
@@ -229,7 +217,24 @@ class FasterWhisperEngine(ChannelEngine):
             # was spoken, and a pause between words starts a new segment.
             word_timestamps=True,
         )
-        return list(whisper_segments), info.language
+        self._decoder = WindowDecoder(self._model, settings, decoders)
+        logger.info(
+            "Loaded Whisper model %s from %s in %.2f s (%d decoders, %d threads each)",
+            model_name,
+            model_dir,
+            time.monotonic() - started,
+            decoders,
+            cpu_threads,
+        )
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def _decode(self, pack: SpeechPack) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of the packed speech, in its times, and language."""
+        windows = pack.windows(WINDOW_SPEECH_SECONDS, WINDOW_CUT_SEARCH_SECONDS)
+        return self._decoder.decode(pack.audio, windows, self.language)
 
 
 def to_segments(
@@ -338,7 +343,12 @@ def _as_float32(samples: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
     return np.asarray(samples, dtype=np.float32)
 
 
-_engines: dict[tuple[str, str, Path, str | None, int], Engine] = {}
+# Defaults of the `transcribe_decoders` and `transcribe_threads` settings:
+# two single-thread decoders (docs/transcription.md gives the measurements).
+DEFAULT_DECODERS = 2
+DEFAULT_CPU_THREADS = 1
+
+_engines: dict[tuple[str, str, Path, str | None, int, int], Engine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -347,32 +357,40 @@ def load_engine(
     model: str,
     data_dir: Path,
     language: str | None = None,
-    cpu_threads: int = 0,
+    cpu_threads: int = DEFAULT_CPU_THREADS,
+    decoders: int = DEFAULT_DECODERS,
 ) -> Engine:
     """Return a loaded engine, reusing one already loaded with the same arguments.
 
     `engine` is "faster-whisper" or "openai-whisper". `model` is passed to
     resolve_model, or for openai-whisper to resolve_checkpoint, both of
-    which raise ModelError for a missing or corrupt model. Raises ValueError
-    for an unknown engine.
+    which raise ModelError for a missing or corrupt model. faster-whisper
+    decodes `decoders` windows at once with `cpu_threads` threads each.
+    openai-whisper decodes the stream in one call, with both numbers'
+    product as its thread count. Raises ValueError for an unknown engine.
     """
     if engine not in ENGINES:
         raise ValueError(
             f"Unknown transcription engine {engine!r}. "
             f"Supported engines: {', '.join(map(repr, ENGINES))}."
         )
-    key = (engine, model, data_dir.absolute(), language, cpu_threads)
+    key = (engine, model, data_dir.absolute(), language, cpu_threads, decoders)
     # The lock is held while loading so concurrent jobs load a model only once.
     with _engines_lock:
         loaded = _engines.get(key)
         if loaded is None:
-            loaded = _load(engine, model, data_dir, language, cpu_threads)
+            loaded = _load(*key)
             _engines[key] = loaded
         return loaded
 
 
 def _load(
-    engine: str, model: str, data_dir: Path, language: str | None, cpu_threads: int
+    engine: str,
+    model: str,
+    data_dir: Path,
+    language: str | None,
+    cpu_threads: int,
+    decoders: int,
 ) -> Engine:
     if engine == OPENAI_WHISPER:
         # Imported here because openai-whisper and PyTorch are an optional extra.
@@ -380,6 +398,8 @@ def _load(
         from transcripts.openai_engine import OpenAIWhisperEngine
 
         checkpoint = resolve_checkpoint(model, data_dir)
-        return OpenAIWhisperEngine(checkpoint, model, language, cpu_threads)
+        return OpenAIWhisperEngine(checkpoint, model, language, cpu_threads * decoders)
     model_dir = resolve_model(model, data_dir)
-    return FasterWhisperEngine(model_dir, model, language, cpu_threads)
+    return FasterWhisperEngine(
+        model_dir, model, language, cpu_threads, decoders=decoders
+    )

@@ -1,8 +1,10 @@
 """The transcription job: a stored recording in, timed segments out.
 
-The model runs in a one-thread executor, off the event loop, and is loaded
-once per process. Each channel of a dual-channel recording is transcribed on
-its own and its segments labelled rep or customer.
+The model is loaded once per process and each recording is transcribed in a
+one-thread executor, off the event loop. The engine decodes up to
+`transcribe_decoders` windows of the recording at once on threads of its
+own. Each segment comes back with its channel, which is labelled rep or
+customer here.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class Transcriber:
             self.settings.transcribe_engine,
             self.settings.whisper_model,
             self.settings.data_dir,
+            cpu_threads=self.settings.transcribe_threads,
+            decoders=self.settings.transcribe_decoders,
         )
 
 

@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import Word
 
@@ -28,6 +26,7 @@ from transcripts.engine import (
     OPENAI_WHISPER,
     ChannelEngine,
 )
+from transcripts.speech_pack import SpeechPack
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +114,13 @@ class OpenAIWhisperEngine(ChannelEngine):
             # collector closes it, and it must run while the filter holds.
             gc.collect()
 
-    def _decode(
-        self, audio: npt.NDArray[np.float32]
-    ) -> tuple[Iterable[WhisperSegment], str]:
-        """Return the segments of 16 kHz speech, in its own times, and language."""
+    def _decode(self, pack: SpeechPack) -> tuple[Iterable[WhisperSegment], str]:
+        """Return the segments of the packed speech, in its times, and language."""
         import whisper
 
         result = whisper.transcribe(
             self._model,
-            audio,
+            pack.audio,
             verbose=None,
             language=self.language,
             beam_size=self.beam_size,

@@ -56,6 +56,64 @@ class SpeechPack:
         index = bisect.bisect_right(starts, packed_time) - 1
         return self.pieces[min(max(index, 0), len(self.pieces) - 1)]
 
+    def windows(
+        self, max_seconds: float, search_seconds: float
+    ) -> list[tuple[int, int]]:
+        """Cut the packed audio into windows of at most `max_seconds`.
+
+        Returns (start, end) sample ranges that cover the audio in order. Each
+        cut is at the last piece boundary within the final `search_seconds` of
+        the window, where the VAD's padding leaves a pause on both sides. With
+        no boundary there, the cut is in the middle of the longest pause in
+        that stretch. Raises ValueError unless `search_seconds` is at least
+        20 ms and less than `max_seconds`.
+        """
+        if not 0.02 <= search_seconds < max_seconds:
+            raise ValueError(
+                f"Invalid window cut search of {search_seconds} s for windows of "
+                f"{max_seconds} s: it must be at least 0.02 s and less than that."
+            )
+        total = len(self.audio)
+        limit = round(max_seconds * self.sample_rate)
+        search = round(search_seconds * self.sample_rate)
+        boundaries = [
+            round(piece.packed_start * self.sample_rate) for piece in self.pieces[1:]
+        ]
+        windows: list[tuple[int, int]] = []
+        start = 0
+        while total - start > limit:
+            end = start + limit
+            last = bisect.bisect_right(boundaries, end) - 1
+            if last >= 0 and boundaries[last] > end - search:
+                cut = boundaries[last]
+            else:
+                cut = self._pause_point(end - search, end)
+            windows.append((start, cut))
+            start = cut
+        if start < total:
+            windows.append((start, total))
+        return windows
+
+    def _pause_point(self, start: int, end: int) -> int:
+        """Return the middle sample of the longest pause in audio[start:end].
+
+        A pause is a run of 20 ms frames within 6 dB of the quietest frame's
+        energy. Of equally long runs the last is taken.
+        """
+        frame = self.sample_rate // 50
+        frames = (end - start) // frame
+        stretch = self.audio[start : start + frames * frame].reshape(frames, frame)
+        energy = np.square(stretch, dtype=np.float64).mean(axis=1)
+        quiet = energy <= 4 * energy.min() + 1e-12
+        best_first, best_length = 0, 0
+        run_first = 0
+        for index in range(frames):
+            if not quiet[index]:
+                run_first = index + 1
+            elif index + 1 - run_first >= best_length:
+                best_first, best_length = run_first, index + 1 - run_first
+        return start + (best_first * frame) + (best_length * frame) // 2
+
     def restore(
         self, segments: Iterable[WhisperSegment]
     ) -> dict[int, list[WhisperSegment]]:

@@ -1,0 +1,151 @@
+"""Decoding packed speech window by window, on espeak-ng speech at 8 kHz."""
+
+from __future__ import annotations
+
+import os
+
+# Set before faster-whisper imports huggingface_hub, which reads it at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio import assemble_turns, synthesize_speech, write_wav
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import Segment as WhisperSegment
+
+from transcripts.engine import (
+    COMPRESSION_RATIO_THRESHOLD,
+    LOG_PROB_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    SAMPLE_RATE_HZ,
+    VAD_OPTIONS,
+    _decode_channels,
+)
+from transcripts.speech_pack import SpeechPack, pack_speech
+from transcripts.whisper_models import resolve_model
+from transcripts.window_decoder import (
+    DecodeSettings,
+    WindowDecoder,
+    transcription_options,
+)
+
+SETTINGS = DecodeSettings(
+    beam_size=5,
+    compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+    log_prob_threshold=LOG_PROB_THRESHOLD,
+    no_speech_threshold=NO_SPEECH_THRESHOLD,
+    word_timestamps=True,
+)
+SENTENCES = [
+    (1, "We can lower the pricing if you sign the contract today."),
+    (2, "I will call you back on Thursday afternoon."),
+    (1, "Great, I will send the revised quote by email."),
+]
+
+
+def load_model(model_dir: Path) -> WhisperModel:
+    return WhisperModel(
+        str(model_dir), device="cpu", compute_type="int8", cpu_threads=1, num_workers=2
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> WhisperModel:
+    return load_model(resolve_model("tiny.en", Path("unused")))
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> SpeechPack:
+    """Three turns of a two-channel call, packed as the engine packs them."""
+    turns = [(channel, synthesize_speech(text)) for channel, text in SENTENCES]
+    path = tmp_path_factory.mktemp("call") / "call.wav"
+    write_wav(path, assemble_turns(turns))
+    return pack_speech(_decode_channels(path), VAD_OPTIONS, SAMPLE_RATE_HZ)
+
+
+def timed_text(segments: list[WhisperSegment]) -> list[tuple[float, float, str]]:
+    return [(segment.start, segment.end, segment.text) for segment in segments]
+
+
+def test_options_match_faster_whisper(tiny_model: WhisperModel) -> None:
+    _, info = tiny_model.transcribe(
+        np.zeros(SAMPLE_RATE_HZ, dtype=np.float32),
+        language="en",
+        beam_size=SETTINGS.beam_size,
+        condition_on_previous_text=False,
+        vad_filter=False,
+        compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+        log_prob_threshold=LOG_PROB_THRESHOLD,
+        no_speech_threshold=NO_SPEECH_THRESHOLD,
+        word_timestamps=True,
+    )
+    tokenizer = Tokenizer(
+        tiny_model.hf_tokenizer, False, task="transcribe", language="en"
+    )
+
+    options = transcription_options(tokenizer, SETTINGS)
+
+    assert options == info.transcription_options
+
+
+def test_parallel_windows_match_one_by_one(
+    tiny_model: WhisperModel, pack: SpeechPack
+) -> None:
+    # One window per sentence, so two windows run at once.
+    windows = pack.windows(6.0, 3.0)
+    assert len(windows) == len(SENTENCES)
+
+    parallel, language = WindowDecoder(tiny_model, SETTINGS, 2).decode(
+        pack.audio, windows, None
+    )
+    serial, _ = WindowDecoder(tiny_model, SETTINGS, 1).decode(pack.audio, windows, None)
+
+    assert language == "en"
+    assert timed_text(parallel) == timed_text(serial)
+
+
+def test_window_times_in_stream(tiny_model: WhisperModel, pack: SpeechPack) -> None:
+    samples = pack.windows(6.0, 3.0)
+    windows = [(start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ) for start, end in samples]
+
+    segments, _ = WindowDecoder(tiny_model, SETTINGS, 2).decode(
+        pack.audio, samples, None
+    )
+
+    # Each window's text lies within that window's span of the stream, with
+    # 0.1 s for rounding of Whisper's 20 ms timestamps.
+    spans = [
+        next(span for span in windows if span[0] - 0.1 <= segment.start < span[1])
+        for segment in segments
+    ]
+    assert sorted(set(spans)) == windows
+    for segment, (start, end) in zip(segments, spans, strict=True):
+        assert segment.end <= end + 0.1, segment
+        for word in segment.words or []:
+            assert start - 0.1 <= word.start <= word.end <= end + 0.1, word
+
+
+def test_decode_without_windows_rejected(tiny_model: WhisperModel) -> None:
+    decoder = WindowDecoder(tiny_model, SETTINGS, 2)
+
+    with pytest.raises(ValueError, match="No windows"):
+        decoder.decode(np.zeros(0, dtype=np.float32), [], None)
+
+
+@pytest.mark.speech
+def test_language_detected_from_first_window(
+    tmp_path_factory: pytest.TempPathFactory, pack: SpeechPack
+) -> None:
+    """The multilingual base model; joining it copies about 145 MB."""
+    model = load_model(resolve_model("base", tmp_path_factory.mktemp("data")))
+    decoder = WindowDecoder(model, SETTINGS, 2)
+    windows = pack.windows(6.0, 3.0)
+
+    detected, language = decoder.decode(pack.audio, windows, None)
+    with_language, _ = decoder.decode(pack.audio, windows, "en")
+
+    assert language == "en"
+    assert timed_text(detected) == timed_text(with_language)
