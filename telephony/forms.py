@@ -26,6 +26,8 @@ SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 # Control characters other than tab, line feed and carriage return, and the
 # Unicode line and paragraph separators.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# Characters that `single` lets through but a party may not contain.
+LINE_BREAK_OR_TAB = re.compile(r"[\t\n\r]")
 # Timestamps outside these years are not Twilio's and break date arithmetic.
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2999
@@ -63,7 +65,7 @@ def required(form: Mapping[str, str], name: str, max_length: int = 320) -> str:
 def party(form: Mapping[str, str], name: str) -> str:
     """Read `From` or `To`: a number, `client:` or `sip:` party, on one line."""
     value = required(form, name)
-    if any(character in value for character in "\t\n\r"):
+    if LINE_BREAK_OR_TAB.search(value):
         raise InvalidInput(f"{name} contains control characters", field=name)
     return value
 
@@ -121,11 +123,14 @@ def integer(
     return number
 
 
-def timestamp(form: Mapping[str, str], name: str, fallback: datetime) -> datetime:
-    """Read an RFC 2822 timestamp such as Twilio's `Timestamp`, in UTC."""
+def timestamp(form: Mapping[str, str], name: str) -> datetime:
+    """Read an RFC 2822 timestamp such as Twilio's `Timestamp`, in UTC.
+
+    A missing timestamp reads as the current time.
+    """
     value = single(form, name).strip()
     if not value:
-        return fallback
+        return datetime.now(UTC)
     return _parse_timestamp(value, name)
 
 

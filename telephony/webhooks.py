@@ -188,7 +188,7 @@ def parse_call_status(form: Mapping[str, str]) -> calls.CallStatusEvent:
         status=status,
         twilio_direction=forms.required(form, "Direction", 16),
         sequence_number=_sequence(form, status),
-        occurred_at=forms.timestamp(form, "Timestamp", utcnow()),
+        occurred_at=forms.timestamp(form, "Timestamp"),
         call_duration=forms.integer(form, "CallDuration", maximum=MAX_CALL_SECONDS),
     )
 
@@ -234,7 +234,7 @@ def parse_recording_status(form: Mapping[str, str]) -> recordings.RecordingStatu
         ),
         channels=channels,
         source=forms.optional(form, "RecordingSource", 32) or "",
-        started_at=forms.timestamp(form, "RecordingStartTime", utcnow()),
+        started_at=forms.timestamp(form, "RecordingStartTime"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import PUBLIC_URL, post_signed
@@ -165,6 +165,24 @@ async def test_status_without_sequence_follows_status(
     assert call.status == "completed"
     assert call.talk_seconds == 33
     assert await count(database, CallEvent) == 2
+
+
+async def test_status_without_timestamp_uses_now(
+    client: Any, database: Database
+) -> None:
+    sid = new_sid("CA")
+    params = outbound(sid, "ringing", 1)
+    del params["Timestamp"]
+    before = datetime.now(UTC)
+
+    response = await post_signed(client, "/twilio/voice/status", params)
+
+    after = datetime.now(UTC)
+    async with database.reads() as session:
+        event = await session.scalar(select(CallEvent).where(CallEvent.call_sid == sid))
+    assert response.status == 204
+    assert event is not None
+    assert before <= event.occurred_at <= after
 
 
 async def test_status_out_of_order_follows_sequence(
