@@ -120,6 +120,23 @@ def test_insert_rows_of_nothing_does_nothing(session: Session) -> None:
     assert stored_events(session) == []
 
 
+def test_insert_after_commit_joins_new_transaction(database: Database) -> None:
+    """Rows written after a commit belong to the next transaction, so a
+    rollback of that transaction removes them."""
+    with database.batch_sessions()() as session:
+        sql.insert_rows(session, EVENTS, [event_row("CA1", 0)])
+        session.commit()
+        sql.insert_rows(session, EVENTS, [event_row("CA2", 0)])
+        session.rollback()
+        sql.insert_rows(session, EVENTS, [event_row("CA3", 0)])
+        session.commit()
+
+    with database.batch_sessions()() as session:
+        stored = [sid for sid, _, _ in stored_events(session)]
+
+    assert stored == ["CA1", "CA3"]
+
+
 def test_prepared_select_with_value_lists(session: Session) -> None:
     rows = [event_row(sid, 0) for sid in ("CA7", "CA8", "CA9")]
     sql.insert_rows(session, EVENTS, rows)
