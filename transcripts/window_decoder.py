@@ -17,6 +17,7 @@ WhisperModel.transcribe would encode the first window twice.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -142,8 +143,8 @@ class WindowDecoder:
             jobs = [
                 pool.submit(
                     self._decode_window,
-                    audio[start:end],
-                    start / self._model.feature_extractor.sampling_rate,
+                    audio,
+                    (start, end),
                     known,
                     index == 0 and not known.done(),
                 )
@@ -155,14 +156,56 @@ class WindowDecoder:
     def _decode_window(
         self,
         audio: npt.NDArray[np.float32],
-        offset: float,
+        window: tuple[int, int],
         language: Future[str],
         detect: bool,
     ) -> list[WhisperSegment]:
-        """Decode one window; `offset` is its start in the stream, in seconds.
+        """Decode audio[start:end] of `window`, in stream times.
 
         With `detect`, this window sets `language` for the others.
         """
+        start, end = window
+        kept: list[WhisperSegment] = []
+        for segment in self._generate(audio[start:end], language, detect):
+            if segment.seek > 0 and end < len(audio):
+                # Whisper stopped before the end of a window that more speech
+                # follows (segments of the first encoder pass have seek 0).
+                rest = start + segment.seek * self._model.feature_extractor.hop_length
+                return kept + self._decode_rest(audio, rest, end, language)
+            kept.append(_shift(segment, start / self._sample_rate))
+        return kept
+
+    def _decode_rest(
+        self,
+        audio: npt.NDArray[np.float32],
+        rest: int,
+        end: int,
+        language: Future[str],
+    ) -> list[WhisperSegment]:
+        """Decode audio[rest:end] together with the speech after it.
+
+        Whisper stops one sentence or more before a window's end when it takes
+        the last sentence for one that goes on. Decoded alone, that sentence
+        loses words. It is decoded here in a full 30 s window from `rest`, as
+        WhisperModel.transcribe would go on over the joined stream, and the
+        segments up to `end` are kept. The next window decodes the rest.
+        """
+        stop = rest + WINDOW_FRAMES * self._model.feature_extractor.hop_length
+        kept: list[WhisperSegment] = []
+        for segment in self._generate(audio[rest:stop], language, False):
+            cut = _before(
+                _shift(segment, rest / self._sample_rate), end / self._sample_rate
+            )
+            if cut is None:
+                # Segments come in order: the ones left are the next window's.
+                break
+            kept.append(cut)
+        return kept
+
+    def _generate(
+        self, audio: npt.NDArray[np.float32], language: Future[str], detect: bool
+    ) -> Iterable[WhisperSegment]:
+        """Return generate_segments over `audio`, in times from its start."""
         try:
             features = self._model.feature_extractor(audio)
             encoded = self._encode_first_window(features)
@@ -180,10 +223,13 @@ class WindowDecoder:
             language=language.result(),
         )
         options = transcription_options(tokenizer, self._settings)
-        segments = self._model.generate_segments(
+        return self._model.generate_segments(
             features, tokenizer, options, log_progress=False, encoder_output=encoded
         )
-        return [_shift(segment, offset) for segment in segments]
+
+    @property
+    def _sample_rate(self) -> int:
+        return int(self._model.feature_extractor.sampling_rate)
 
     def _encode_first_window(
         self, features: npt.NDArray[np.float32]
@@ -200,6 +246,28 @@ class WindowDecoder:
         """Return the most likely language code, as detect_language does."""
         token, _probability = self._model.model.detect_language(encoded)[0][0]
         return str(token[2:-2])
+
+
+def _before(segment: WhisperSegment, end: float) -> WhisperSegment | None:
+    """Return the part of `segment` whose words end by `end`, None if none.
+
+    A word belongs before `end` when its midpoint does; a segment without
+    words, by its own midpoint.
+    """
+    if not segment.words:
+        return segment if (segment.start + segment.end) / 2 < end else None
+    words = [word for word in segment.words if (word.start + word.end) / 2 < end]
+    if not words:
+        return None
+    if len(words) == len(segment.words):
+        return segment
+    return dataclasses.replace(
+        segment,
+        start=words[0].start,
+        end=words[-1].end,
+        text="".join(word.word for word in words),
+        words=words,
+    )
 
 
 def _shift(segment: WhisperSegment, offset: float) -> WhisperSegment:
