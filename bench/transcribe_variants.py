@@ -16,6 +16,9 @@ Variants:
               own and one model with 2 threads
   windows     the engine as it is, with the decoders, threads, beam size
               and word timestamps in the variant's name
+  rest alone  the windows as they were before: speech that Whisper leaves
+              undecoded at a window's end is decoded alone, in an encoder
+              pass of its own, instead of with the speech after it
 
 Run from the repository root, with no network access needed:
     HF_HUB_OFFLINE=1 .venv/bin/python bench/transcribe_variants.py
@@ -31,9 +34,11 @@ import tempfile
 import time
 import wave
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 # Nothing may be downloaded: models come from installed packages only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,7 +54,7 @@ from transcripts.engine import (
 )
 from transcripts.speech_pack import SpeechPack
 from transcripts.whisper_models import resolve_model
-from transcripts.window_decoder import WindowDecoder
+from transcripts.window_decoder import WindowDecoder, _shift
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transcribe_rtf import (
@@ -91,6 +96,21 @@ class TranscribeCallEngine(FasterWhisperEngine):
         return list(segments), info.language
 
 
+class RestAloneDecoder(WindowDecoder):
+    """Windows whose undecoded end is decoded alone, without what follows."""
+
+    def _decode_window(
+        self,
+        audio: npt.NDArray[np.float32],
+        window: tuple[int, int],
+        language: Future[str],
+        detect: bool,
+    ) -> list[WhisperSegment]:
+        start, end = window
+        segments = self._generate(audio[start:end], language, detect)
+        return [_shift(segment, start / self._sample_rate) for segment in segments]
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     name: str
@@ -99,12 +119,14 @@ class Variant:
     threads: int
     beam_size: int = 5
     word_timestamps: bool = True
+    rest_alone: bool = False
 
 
 VARIANTS = [
     Variant("transcribe 1x2 beam 5", False, 1, 2),
     Variant("windows 1x2 beam 5", True, 1, 2),
     Variant("windows 2x1 beam 5", True, 2, 1),
+    Variant("windows 2x1 beam 5 rest alone", True, 2, 1, rest_alone=True),
     Variant("windows 2x1 beam 1", True, 2, 1, beam_size=1),
     Variant("windows 2x1 beam 5 no words", True, 2, 1, word_timestamps=False),
     Variant("windows 3x1 beam 5", True, 3, 1),
@@ -221,11 +243,12 @@ def load(variant: Variant, model_dir: Path, model: str) -> FasterWhisperEngine:
         beam_size=variant.beam_size,
         decoders=variant.decoders,
     )
+    settings = engine._decoder._settings
     if not variant.word_timestamps:
         # A variant only: the engine needs word times to map words to channels.
-        decoder = engine._decoder
-        settings = dataclasses.replace(decoder._settings, word_timestamps=False)
-        engine._decoder = WindowDecoder(engine._model, settings, variant.decoders)
+        settings = dataclasses.replace(settings, word_timestamps=False)
+    decoder_class = RestAloneDecoder if variant.rest_alone else WindowDecoder
+    engine._decoder = decoder_class(engine._model, settings, variant.decoders)
     return engine
 
 

@@ -10,8 +10,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
-from audio import assemble_turns, synthesize_speech, write_wav
+from audio import TWILIO_SAMPLE_RATE_HZ, assemble_turns, synthesize_speech, write_wav
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import Segment as WhisperSegment
@@ -55,6 +56,12 @@ def load_model(model_dir: Path) -> WhisperModel:
 @pytest.fixture(scope="module")
 def tiny_model() -> WhisperModel:
     return load_model(resolve_model("tiny.en", Path("unused")))
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> WhisperModel:
+    """The multilingual base model; joining it copies about 145 MB."""
+    return load_model(resolve_model("base", tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +144,9 @@ def test_decode_without_windows_rejected(tiny_model: WhisperModel) -> None:
 
 @pytest.mark.speech
 def test_language_detected_from_first_window(
-    tmp_path_factory: pytest.TempPathFactory, pack: SpeechPack
+    base_model: WhisperModel, pack: SpeechPack
 ) -> None:
-    """The multilingual base model; joining it copies about 145 MB."""
-    model = load_model(resolve_model("base", tmp_path_factory.mktemp("data")))
-    decoder = WindowDecoder(model, SETTINGS, 2)
+    decoder = WindowDecoder(base_model, SETTINGS, 2)
     windows = pack.windows(6.0, 3.0)
 
     detected, language = decoder.decode(pack.audio, windows, None)
@@ -149,3 +154,77 @@ def test_language_detected_from_first_window(
 
     assert language == "en"
     assert timed_text(detected) == timed_text(with_language)
+
+
+# Six sentences of the benchmark call (bench/transcribe_rtf.py) in two long
+# turns of one channel, 0.6 s apart within a turn: base stops decoding the
+# first 28 s window at the start of its last sentence.
+LONG_TURN_SENTENCES = [
+    [
+        "Hello, this is Maria from Northwind. Thanks for taking my call.",
+        "I wanted to follow up on the proposal we sent last week.",
+        "I understand. We can offer a discount on an annual contract.",
+    ],
+    [
+        "For two years we can take fifteen percent off the list price.",
+        "Of course. Should I send a revised quote by email today?",
+        "Will do. Can we schedule a follow up call on Thursday?",
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def long_turn_pack(tmp_path_factory: pytest.TempPathFactory) -> SpeechPack:
+    gap = np.zeros(round(0.6 * TWILIO_SAMPLE_RATE_HZ), dtype=np.int16)
+    turns = []
+    for sentences in LONG_TURN_SENTENCES:
+        parts = [part for text in sentences for part in (synthesize_speech(text), gap)]
+        turns.append((1, np.concatenate(parts[:-1])))
+    path = tmp_path_factory.mktemp("long") / "call.wav"
+    write_wav(path, assemble_turns(turns))
+    return pack_speech(_decode_channels(path), VAD_OPTIONS, SAMPLE_RATE_HZ)
+
+
+def decode_alone(
+    model: WhisperModel, audio: npt.NDArray[np.float32]
+) -> list[WhisperSegment]:
+    """Decode `audio` in English as one window, without the decoder's rest step.
+
+    Times are from the start of `audio`. `model` must be multilingual.
+    """
+    tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="en")
+    options = transcription_options(tokenizer, SETTINGS)
+    features = model.feature_extractor(audio)
+    return list(model.generate_segments(features, tokenizer, options, False))
+
+
+@pytest.mark.speech
+def test_rest_of_window_decoded_with_following_speech(
+    base_model: WhisperModel, long_turn_pack: SpeechPack
+) -> None:
+    """Speech that Whisper leaves at a window's end is decoded with what follows.
+
+    The window decoder decodes it in a 30 s window from where Whisper stopped,
+    as WhisperModel.transcribe would; decoded alone it comes out different.
+    """
+    windows = long_turn_pack.windows(28.0, 5.0)
+    assert len(windows) == 2
+    (start, end), _ = windows
+    audio = long_turn_pack.audio
+    first = decode_alone(base_model, audio[start:end])
+    rest_alone = [segment for segment in first if segment.seek > 0]
+    assert rest_alone, "base decoded the first window to its end"
+    rest = start + rest_alone[0].seek * base_model.feature_extractor.hop_length
+    following = decode_alone(base_model, audio[rest : rest + 30 * SAMPLE_RATE_HZ])
+    expected = [s.text for s in following if rest + s.end * SAMPLE_RATE_HZ <= end]
+
+    segments, _ = WindowDecoder(base_model, SETTINGS, 2).decode(audio, windows, "en")
+
+    in_rest = [
+        segment.text
+        for segment in segments
+        if rest <= segment.start * SAMPLE_RATE_HZ < end
+    ]
+    assert expected
+    assert in_rest == expected
+    assert in_rest != [segment.text for segment in rest_alone]

@@ -4,19 +4,23 @@ Whisper's encoder always takes 30 s of audio. The packed speech is cut
 into windows of at most WINDOW_SPEECH_SECONDS (SpeechPack.windows), at a
 pause: between two pieces of speech where possible, so a window edge rarely
 cuts a word. Each window is decoded on its own, as WhisperModel.transcribe
-would decode it with the same options. Windows run in parallel on the
+would decode it with the same options. Where Whisper stops before the
+window's end, though, the speech left there is not decoded alone but in a
+30 s window that runs on into the next window's speech. Windows run in parallel on the
 model's CTranslate2 replicas (WhisperModel num_workers), each replica on
 its own CPU threads. CTranslate2 releases the GIL while it computes, so
 Python threads are enough to keep every replica busy.
 
 The language is detected from the encoder output of the first window, and
-that output is then decoded, so each window costs one encoder pass.
-WhisperModel.transcribe would encode the first window twice.
+that output is then decoded, so each window costs one encoder pass, or
+three when Whisper stops early. WhisperModel.transcribe would encode the
+first window twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -37,8 +41,8 @@ WINDOW_FRAMES = 3000
 # base stopped one sentence early in a window holding 29.2 s of speech, so
 # that sentence took a fourth encoder pass. Limits of 24 to 29 s gave three
 # passes, and 30 s gave four.
-# NOTE: Whisper can still stop before the end of a shorter window. The rest
-# of that window then takes one more encoder pass, with less context.
+# Whisper can still stop a sentence before the end of a shorter window, and
+# that rest is then decoded again with the speech after it (_decode_rest).
 WINDOW_SPEECH_SECONDS = 28
 # The final stretch of a window in which it is cut: at a piece boundary if
 # there is one, else in the longest pause. Every window but the last contains
@@ -142,8 +146,8 @@ class WindowDecoder:
             jobs = [
                 pool.submit(
                     self._decode_window,
-                    audio[start:end],
-                    start / self._model.feature_extractor.sampling_rate,
+                    audio,
+                    (start, end),
                     known,
                     index == 0 and not known.done(),
                 )
@@ -155,14 +159,61 @@ class WindowDecoder:
     def _decode_window(
         self,
         audio: npt.NDArray[np.float32],
-        offset: float,
+        window: tuple[int, int],
         language: Future[str],
         detect: bool,
     ) -> list[WhisperSegment]:
-        """Decode one window; `offset` is its start in the stream, in seconds.
+        """Decode audio[start:end] of `window`, in stream times.
 
         With `detect`, this window sets `language` for the others.
         """
+        start, end = window
+        kept: list[WhisperSegment] = []
+        # NOTE: generate_segments decodes the rest alone before it yields the
+        # first segment that shows Whisper stopped early, so that pass is
+        # wasted. With the 30 s decode of _decode_rest, a window that stops
+        # early costs two more encoder passes instead of one.
+        for segment in self._generate(audio[start:end], language, detect):
+            if segment.seek > 0 and end < len(audio):
+                # Segments of the first encoder pass have seek 0, so Whisper
+                # stopped before the end of a window that more speech follows.
+                rest = start + segment.seek * self._model.feature_extractor.hop_length
+                return kept + self._decode_rest(audio, rest, end, language)
+            kept.append(_shift(segment, start / self._sample_rate))
+        return kept
+
+    def _decode_rest(
+        self,
+        audio: npt.NDArray[np.float32],
+        rest: int,
+        end: int,
+        language: Future[str],
+    ) -> list[WhisperSegment]:
+        """Decode audio[rest:end] together with the speech after it.
+
+        Whisper sometimes ends its output with the start time of a segment and
+        no text, leaving a sentence or more before the window's end. Decoded
+        alone, padded with silence, that sentence loses words. It is decoded
+        here in a full 30 s window from `rest`, as WhisperModel.transcribe
+        would go on over the joined stream, and the segments up to `end` are
+        kept. The speech after `end` is left to the next window.
+        """
+        stop = rest + WINDOW_FRAMES * self._model.feature_extractor.hop_length
+        kept: list[WhisperSegment] = []
+        for segment in self._generate(audio[rest:stop], language, False):
+            cut = _before(
+                _shift(segment, rest / self._sample_rate), end / self._sample_rate
+            )
+            if cut is None:
+                # Segments come in order: the ones left are the next window's.
+                break
+            kept.append(cut)
+        return kept
+
+    def _generate(
+        self, audio: npt.NDArray[np.float32], language: Future[str], detect: bool
+    ) -> Iterable[WhisperSegment]:
+        """Return generate_segments over `audio`, in times from its start."""
         try:
             features = self._model.feature_extractor(audio)
             encoded = self._encode_first_window(features)
@@ -180,10 +231,13 @@ class WindowDecoder:
             language=language.result(),
         )
         options = transcription_options(tokenizer, self._settings)
-        segments = self._model.generate_segments(
+        return self._model.generate_segments(
             features, tokenizer, options, log_progress=False, encoder_output=encoded
         )
-        return [_shift(segment, offset) for segment in segments]
+
+    @property
+    def _sample_rate(self) -> int:
+        return int(self._model.feature_extractor.sampling_rate)
 
     def _encode_first_window(
         self, features: npt.NDArray[np.float32]
@@ -200,6 +254,28 @@ class WindowDecoder:
         """Return the most likely language code, as detect_language does."""
         token, _probability = self._model.model.detect_language(encoded)[0][0]
         return str(token[2:-2])
+
+
+def _before(segment: WhisperSegment, end: float) -> WhisperSegment | None:
+    """Return the part of `segment` before `end`, or None if nothing is.
+
+    A word is before `end` when its midpoint is. A segment without words is
+    kept or dropped by its own midpoint.
+    """
+    if not segment.words:
+        return segment if (segment.start + segment.end) / 2 < end else None
+    words = [word for word in segment.words if (word.start + word.end) / 2 < end]
+    if not words:
+        return None
+    if len(words) == len(segment.words):
+        return segment
+    return dataclasses.replace(
+        segment,
+        start=words[0].start,
+        end=words[-1].end,
+        text="".join(word.word for word in words),
+        words=words,
+    )
 
 
 def _shift(segment: WhisperSegment, offset: float) -> WhisperSegment:
