@@ -43,6 +43,9 @@ def _text(value: Any) -> str:
 def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected an integer")
+    # TOML floats: int() would cut 1.5 to 1 and raise OverflowError on inf.
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
     return int(value)
 
 

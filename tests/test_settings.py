@@ -61,6 +61,25 @@ def test_settings_invalid_names_key(variable: str, value: str, key: str) -> None
         load_settings(environ={**REQUIRED, variable: value})
 
 
+@pytest.mark.parametrize("value", ["1.5", "0.5", "inf", "-inf", "nan"])
+@pytest.mark.parametrize("key", ["transcribe_decoders", "transcribe_threads"])
+def test_settings_integer_from_toml_float(tmp_path: Path, key: str, value: str) -> None:
+    config = tmp_path / "touchline.toml"
+    config.write_text(f"{key} = {value}\n")
+
+    with pytest.raises(SettingsError, match=f"setting {key} \\(file\\) is invalid"):
+        load_settings(config, environ=REQUIRED)
+
+
+def test_settings_integer_from_whole_toml_float(tmp_path: Path) -> None:
+    config = tmp_path / "touchline.toml"
+    config.write_text("transcribe_decoders = 4.0\n")
+
+    settings = load_settings(config, environ=REQUIRED)
+
+    assert settings.transcribe_decoders == 4
+
+
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper", "none"])
 def test_settings_transcribe_engine_choices(engine: str) -> None:
     settings = load_settings(
