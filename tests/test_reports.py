@@ -223,6 +223,36 @@ async def test_activities_csv_filters_by_rep(
     assert channels == ["call", "meeting"]
 
 
+@pytest.mark.parametrize("query", [{}, {"from": "2026-11-01", "to": "2026-11-30"}])
+async def test_activities_csv_filters_by_rep_and_team(
+    client: Any, token: str, query: dict[str, str]
+) -> None:
+    summary = await (
+        await client.get(
+            "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+        )
+    ).json()
+    ben = next(i for i in summary["items"] if i["email"].startswith("ben"))
+    params = {**NOVEMBER, **query}
+
+    by_rep = await client.get(
+        "/api/v1/exports/activities.csv",
+        params={**params, "rep": str(ben["rep_id"])},
+        headers=bearer(token),
+    )
+    by_team = await client.get(
+        "/api/v1/exports/activities.csv",
+        params={**params, "team": "999"},
+        headers=bearer(token),
+    )
+
+    assert by_rep.status == 200
+    rows = list(csv.reader(io.StringIO((await by_rep.text()).lstrip("\ufeff"))))
+    assert sorted(row[8] for row in rows[1:]) == ["call", "meeting"]
+    assert {row[4] for row in rows[1:]} == {ben["email"]}
+    assert by_team.status == 400
+
+
 def _row(page: str, marker: str) -> str:
     start = page.index(marker)
     return page[start : page.index("</tr>", start)]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from capture import audit
-from capture.db import transaction
 from capture.errors import InvalidInput, NotFound
 from capture.queries import (
     call_detail,
@@ -19,15 +16,12 @@ from capture.queries import (
     parse_id,
     search_customers,
 )
-from reports.export import activities_csv
 from reports.periods import parse_range
 from reports.reps import rep_summaries
-from web.access import user_of, viewer_of
-from web.auth import remote_of
+from web.access import viewer_of
 from web.keys import DATABASE, SETTINGS
 from web.serialize import activity_json, call_detail_json, customer_json
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -138,48 +132,3 @@ async def reps_report(request: web.Request) -> web.Response:
             "next": None,
         }
     )
-
-
-@routes.get("/api/v1/exports/activities.csv")
-async def export_activities(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    period = parse_range(
-        request.query.get("from"), request.query.get("to"), settings.zone
-    )
-    filename = f"activities_{period.first}_{period.last}.csv"
-    viewer = viewer_of(request)
-    async with transaction(request.app[DATABASE].writes) as session:
-        audit.record(
-            session,
-            audit.EXPORT_DOWNLOADED,
-            actor=user_of(request),
-            target_type="export",
-            target_id="activities.csv",
-            detail={
-                "from": period.first.isoformat(),
-                "to": period.last.isoformat(),
-                "format": "csv",
-                "scope": "organisation" if viewer.sees_organisation else viewer.role,
-            },
-            remote=remote_of(request),
-        )
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        }
-    )
-    await response.prepare(request)
-    try:
-        async with request.app[DATABASE].reads() as session:
-            async for chunk in activities_csv(session, period, viewer):
-                await response.write(chunk)
-    except Exception:
-        # The status line is sent, so no error response can follow. Closing
-        # the connection before the final chunk signals the failure to the client.
-        log.exception("activity export %s..%s failed", period.first, period.last)
-        if request.transport is not None:
-            request.transport.close()
-        return response
-    await response.write_eof()
-    return response
