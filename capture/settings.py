@@ -82,6 +82,19 @@ def _positive(value: Any) -> int:
     return number
 
 
+# Decoders and threads of one transcription job. Each decoder holds its own
+# model replica (about 120 MB for base at int8), so the bound keeps a typo
+# from reserving gigabytes or thousands of threads at the first job.
+MAX_TRANSCRIBE_PARALLEL = 64
+
+
+def _transcribe_parallel(value: Any) -> int:
+    number = _positive(value)
+    if number > MAX_TRANSCRIBE_PARALLEL:
+        raise ValueError(f"{number} is outside 1..{MAX_TRANSCRIBE_PARALLEL}")
+    return number
+
+
 def _text_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = value.split(",")
@@ -390,15 +403,15 @@ SETTINGS: tuple[Setting, ...] = (
         "transcribe_decoders",
         2,
         "Windows of one recording that faster-whisper decodes at once, each "
-        "on its own model replica; openai-whisper decodes one at a time.",
-        _positive,
+        "on its own model replica (1 to 64); openai-whisper decodes one at a time.",
+        _transcribe_parallel,
     ),
     Setting(
         "transcribe_threads",
         1,
         "CPU threads of each faster-whisper decoder; openai-whisper uses "
-        "transcribe_decoders times this many.",
-        _positive,
+        "transcribe_decoders times this many (1 to 64).",
+        _transcribe_parallel,
     ),
     Setting(
         "dial_rep_channel",

@@ -80,6 +80,21 @@ def test_settings_integer_from_whole_toml_float(tmp_path: Path) -> None:
     assert settings.transcribe_decoders == 4
 
 
+@pytest.mark.parametrize("value", ["65", "99999999999"])
+@pytest.mark.parametrize("key", ["TRANSCRIBE_DECODERS", "TRANSCRIBE_THREADS"])
+def test_settings_transcribe_parallel_bounded(key: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(key.lower()) + r".*1\.\.64"):
+        load_settings(environ={**REQUIRED, f"TOUCHLINE_{key}": value})
+
+
+def test_settings_transcribe_parallel_at_bound() -> None:
+    settings = load_settings(
+        environ={**REQUIRED, "TOUCHLINE_TRANSCRIBE_DECODERS": "64"}
+    )
+
+    assert settings.transcribe_decoders == 64
+
+
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper", "none"])
 def test_settings_transcribe_engine_choices(engine: str) -> None:
     settings = load_settings(
