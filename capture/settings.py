@@ -82,7 +82,7 @@ def _positive(value: Any) -> int:
     return number
 
 
-# Decoders and threads of one transcription job. Each decoder holds its own
+# Decoders and threads of one transcription job. Each decoder loads its own
 # model replica (about 120 MB for base at int8), so the bound keeps a typo
 # from reserving gigabytes or thousands of threads at the first job.
 MAX_TRANSCRIBE_PARALLEL = 64
