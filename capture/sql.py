@@ -64,8 +64,8 @@ def _driver(session: Session) -> tuple[Any, Dialect]:
     The batch writer runs about a dozen statements per batch through the
     driver. Asking the session for its connection each time cost about
     1 to 2.5 us per webhook, so the connection is cached for the rest of
-    the transaction. A new transaction asks the session again, which also
-    begins it.
+    the transaction. In a new transaction the session is called again,
+    which also begins that transaction.
     """
     transaction = session.get_transaction()
     cached = session.info.get(_DRIVER)

@@ -168,7 +168,7 @@ class WindowDecoder:
         With `detect`, this window sets `language` for the others.
         """
         start, end = window
-        kept: list[WhisperSegment] = []
+        decoded: list[WhisperSegment] = []
         # NOTE: generate_segments decodes the rest alone before it yields the
         # first segment that shows Whisper stopped early, so that pass is
         # wasted. With the 30 s decode of _decode_rest, a window that stops
@@ -178,9 +178,9 @@ class WindowDecoder:
                 # Segments of the first encoder pass have seek 0, so Whisper
                 # stopped before the end of a window that more speech follows.
                 rest = start + segment.seek * self._model.feature_extractor.hop_length
-                return kept + self._decode_rest(audio, rest, end, language)
-            kept.append(_shift(segment, start / self._sample_rate))
-        return kept
+                return decoded + self._decode_rest(audio, rest, end, language)
+            decoded.append(_shift(segment, start / self._sample_rate))
+        return decoded
 
     def _decode_rest(
         self,
@@ -199,7 +199,7 @@ class WindowDecoder:
         kept. The speech after `end` is left to the next window.
         """
         stop = rest + WINDOW_FRAMES * self._model.feature_extractor.hop_length
-        kept: list[WhisperSegment] = []
+        decoded: list[WhisperSegment] = []
         for segment in self._generate(audio[rest:stop], language, False):
             cut = _before(
                 _shift(segment, rest / self._sample_rate), end / self._sample_rate
@@ -207,8 +207,8 @@ class WindowDecoder:
             if cut is None:
                 # Segments come in order: the ones left are the next window's.
                 break
-            kept.append(cut)
-        return kept
+            decoded.append(cut)
+        return decoded
 
     def _generate(
         self, audio: npt.NDArray[np.float32], language: Future[str], detect: bool
