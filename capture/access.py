@@ -62,6 +62,17 @@ def visible_users(viewer: Viewer) -> ColumnElement[bool]:
     return User.id == viewer.user_id
 
 
+def sees_user(viewer: Viewer, user_id: int, team_id: int | None) -> bool:
+    """`visible_users` for one user already read: whether the viewer sees them."""
+    if viewer.sees_organisation or user_id == viewer.user_id:
+        return True
+    return (
+        viewer.role == "manager"
+        and viewer.team_id is not None
+        and team_id == viewer.team_id
+    )
+
+
 def visible_user_ids(viewer: Viewer) -> Select[int]:
     return select(User.id).where(visible_users(viewer))
 

@@ -191,9 +191,9 @@ class CompanyNumber(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
-    # Reports count the customers created in a period.
     __table_args__ = (
-        Index("ix_customers_created_at", "created_at"),
+        # Reports count the customers created in a period, per owner.
+        Index("ix_customers_created_at", "created_at", "owner_id"),
         # The per-rep summary counts the customers lost in a period.
         Index("ix_customers_closed_at", "closed_at"),
     )
@@ -605,11 +605,25 @@ class Deal(Base):
     """An opportunity; won or lost when it closes."""
 
     __tablename__ = "deals"
-    # Reports read the deals won or opened in a period.
+    # Reports read the deals won or opened in a period. Each index contains
+    # what the KPI page and the per-rep summary read of those deals.
     __table_args__ = (
-        # Holds what the KPI page reads of the deals won in a period.
-        Index("ix_deals_won_at", "won_at", "stage", "customer_id"),
-        Index("ix_deals_created_at", "created_at"),
+        Index(
+            "ix_deals_won_at",
+            "won_at",
+            "stage",
+            "customer_id",
+            "owner_id",
+            "currency",
+            "signed_minor",
+        ),
+        Index(
+            "ix_deals_created_at",
+            "created_at",
+            "owner_id",
+            "currency",
+            "expected_minor",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -631,7 +645,16 @@ class Deal(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_received_at", "received_at"),)
+    # The per-rep summary sums the payments received in a period per owner.
+    __table_args__ = (
+        Index(
+            "ix_payments_received_at",
+            "received_at",
+            "deal_id",
+            "currency",
+            "amount_minor",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int] = mapped_column(
@@ -927,11 +950,13 @@ class TouchDay(Base):
 
 
 class TouchMonth(Base):
-    """Touches of one rep in one calendar month, kept beside `TouchDay`.
+    """Touches of one rep in one calendar month, in the per-rep summary's terms.
 
     `month` is the first day of a calendar month in the organisation's time
-    zone. A month of reports reads about a thousand rows here instead of a
-    month of daily rows; `capture.rollups` adds every change to both tables.
+    zone. Each row contains the month's touches split as the summary shows
+    them (see `capture.rollups.MONTH_COLUMNS`), so a month of the summary
+    reads one row per rep; `capture.rollups` adds every change to both
+    tables.
     """
 
     __tablename__ = "touch_months"
@@ -941,9 +966,15 @@ class TouchMonth(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     month: Mapped[date] = mapped_column(Date, primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # Every touch; a touch not counted in one of the six columns after it is
+    # an other touch.
     touches: Mapped[int] = mapped_column(Integer)
+    calls_made: Mapped[int] = mapped_column(Integer)
+    calls_received: Mapped[int] = mapped_column(Integer)
+    sms_sent: Mapped[int] = mapped_column(Integer)
+    sms_received: Mapped[int] = mapped_column(Integer)
+    emails_sent: Mapped[int] = mapped_column(Integer)
+    emails_received: Mapped[int] = mapped_column(Integer)
     answered: Mapped[int] = mapped_column(Integer)
     talk_seconds: Mapped[int] = mapped_column(BigInteger)
 

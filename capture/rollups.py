@@ -5,11 +5,13 @@ change a touch's rep, direction, time or talk time calls `mark_changed`
 with the values before the change. The transaction's owner calls
 `refresh_marked` before it commits: it reads the marked touches as they
 are now, subtracts what they counted before, and adds the difference to
-the (rep, day) rows of `touch_days` and the (rep, month) rows of
-`touch_months` with one upsert each. A duplicate webhook changes nothing,
-so it adds nothing, and a late event that moves a call to another day or
-month moves its count with it. The same call recomputes the first-touch
-facts (`capture.firsts`) of the marked touches' customers.
+the (rep, day, channel, direction) rows of `touch_days` and the (rep,
+month) rows of `touch_months` with one upsert each. A month row splits its
+touches into the columns the per-rep summary shows (`MONTH_COLUMNS`).
+A duplicate webhook changes nothing, so it adds nothing, and a late event
+that moves a call to another day or month moves its count with it. The
+same call recomputes the first-touch facts (`capture.firsts`) of the
+marked touches' customers.
 
 Code that has the touches' values after its change may pass them with
 `mark_current`, which spares `refresh_marked` reading them back. A later
@@ -21,7 +23,6 @@ zone. After the `timezone` setting changes, run `touchline reports rebuild`.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -162,13 +163,13 @@ def _count(deltas: dict[Key, list[int]], key: Key, talk: int | None, sign: int) 
         counts[2] += sign * talk
 
 
-def _upsert(table: Any, period: str, dialect: str) -> Any:
-    """Add each row's counts to its stored (rep, `period`, channel, direction) row."""
+def _upsert_days(dialect: str) -> Any:
+    """Add each row's counts to its stored (rep, day, channel, direction) row."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    names = ("rep_id", period, *COUNTED[2:])
-    statement = module.insert(table).values({name: bindparam(name) for name in names})
+    table = TOUCH_DAYS
+    statement = module.insert(table).values({name: bindparam(name) for name in COUNTED})
     return statement.on_conflict_do_update(
-        index_elements=["rep_id", period, "channel", "direction"],
+        index_elements=["rep_id", "day", "channel", "direction"],
         set_={
             "touches": table.c.touches + statement.excluded.touches,
             "answered": table.c.answered + statement.excluded.answered,
@@ -186,10 +187,51 @@ COUNTED = (
     "answered",
     "talk_seconds",
 )
-MONTH_COUNTED = ("rep_id", "month", *COUNTED[2:])
+# The month columns that count the touches of a (channel, direction); a
+# touch of any other channel counts only in `touches`, as an other touch.
+MONTH_COLUMNS: dict[tuple[str, str], str] = {
+    ("call", "outbound"): "calls_made",
+    ("call", "inbound"): "calls_received",
+    ("sms", "outbound"): "sms_sent",
+    ("sms", "inbound"): "sms_received",
+    ("mms", "outbound"): "sms_sent",
+    ("mms", "inbound"): "sms_received",
+    ("email", "outbound"): "emails_sent",
+    ("email", "inbound"): "emails_received",
+}
+# The counts of a month row after its rep and month, in order.
+MONTH_COUNTS = (
+    "touches",
+    "calls_made",
+    "calls_received",
+    "sms_sent",
+    "sms_received",
+    "emails_sent",
+    "emails_received",
+    "answered",
+    "talk_seconds",
+)
+MONTH_COUNTED = ("rep_id", "month", *MONTH_COUNTS)
+_MONTH_INDEX = {name: index for index, name in enumerate(MONTH_COUNTS)}
+MonthKey = tuple[int, date]
+
+
+def _upsert_months(dialect: str) -> Any:
+    """Add each row's counts to its stored (rep, month) row."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    table = TOUCH_MONTHS
+    statement = module.insert(table).values(
+        {name: bindparam(name) for name in MONTH_COUNTED}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["rep_id", "month"],
+        set_={name: table.c[name] + statement.excluded[name] for name in MONTH_COUNTS},
+    )
+
+
 # Compiled once: the writer runs them in every batch that adds a touch.
-UPSERT = Prepared(functools.partial(_upsert, TOUCH_DAYS, "day"))
-UPSERT_MONTHS = Prepared(functools.partial(_upsert, TOUCH_MONTHS, "month"))
+UPSERT = Prepared(_upsert_days)
+UPSERT_MONTHS = Prepared(_upsert_months)
 
 
 def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
@@ -222,13 +264,20 @@ def _apply(session: Session, deltas: dict[Key, list[int]]) -> None:
             )
 
 
-def month_totals(days: dict[Key, list[int]]) -> dict[Key, list[int]]:
-    """Sum (rep, day, channel, direction) counts by the day's calendar month."""
-    months: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (rep_id, day, channel, direction), counts in days.items():
-        total = months[(rep_id, day.replace(day=1), channel, direction)]
-        for index, value in enumerate(counts):
-            total[index] += value
+def month_totals(days: dict[Key, list[int]]) -> dict[MonthKey, list[int]]:
+    """Sum (rep, day, channel, direction) counts into (rep, month) rows.
+
+    Each row's counts are in the order of MONTH_COUNTS.
+    """
+    months: dict[MonthKey, list[int]] = defaultdict(lambda: [0] * len(MONTH_COUNTS))
+    for (rep_id, day, channel, direction), (touches, answered, talk) in days.items():
+        total = months[(rep_id, day.replace(day=1))]
+        total[0] += touches
+        column = MONTH_COLUMNS.get((channel, direction))
+        if column is not None:
+            total[_MONTH_INDEX[column]] += touches
+        total[-2] += answered
+        total[-1] += talk
     return months
 
 
@@ -255,7 +304,7 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
         .where(Activity.rep_id.is_not(None), Activity.automatic.is_(False))
         .execution_options(yield_per=REBUILD_CHUNK)
     )
-    totals: dict[tuple[int, date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    totals: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     for rep_id, moment, channel, direction, talk in session.execute(query):
         if rep_id is None:
             continue

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, Session
 
 
@@ -249,6 +250,28 @@ class Prepared:
             return [tuple(row) for row in cursor.fetchall()]
         finally:
             cursor.close()
+
+    async def fetch(
+        self, session: AsyncSession, parameters: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """`rows` for an async session, in one call to the driver.
+
+        Through SQLAlchemy's cursor, aiosqlite hands work to its thread four
+        times per statement (open, execute, fetch, close). Each handover
+        costs about 0.1 ms, so a report that runs in 3 ms of SQLite paid
+        half as much again. aiosqlite's `execute_fetchall` and asyncpg's `fetch`
+        do it in one.
+        """
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        compiled = self._for(connection.dialect)
+        values = compiled.bind(parameters)
+        if connection.dialect.name == "postgresql":
+            return [tuple(row) for row in await driver.fetch(compiled.sql, *values)]
+        return [
+            tuple(row) for row in await driver.execute_fetchall(compiled.sql, values)
+        ]
 
     def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -8,19 +8,35 @@ sum of Twilio's `CallDuration`. Automatic email is not a touch.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from capture.access import Viewer, visible_users
+from capture.access import Viewer, sees_user
 from capture.models import (
     Customer,
+    CustomerFirst,
     Deal,
     Payment,
     Plan,
@@ -29,6 +45,8 @@ from capture.models import (
     TouchMonth,
     User,
 )
+from capture.rollups import MONTH_COLUMNS, MONTH_COUNTS
+from capture.sql import Prepared
 from reports.busy import flag_busy_not_converting
 from reports.periods import DateRange
 
@@ -101,104 +119,180 @@ async def rep_summaries(
 
     `team_id` narrows the reps to one team.
     """
-    reps = await _reps(session, viewer, team_id)
-    await _add_touches(session, period, reps)
-    await _add_sales(session, period, reps)
-    await _add_customers(session, period, reps)
-    await _add_plans(session, period, reps)
+    months, days = split_months(period.first, period.last)
+    figures = _figures(months is not None, len(days))
+    rows = await figures.fetch(session, _parameters(period, months, days))
+    reps = {}
+    figure_rows = []
+    for row in rows:
+        if row[0] != "rep":
+            figure_rows.append(row)
+            continue
+        rep_id, rep_team = row[1], row[3]
+        if sees_user(viewer, rep_id, rep_team) and team_id in (None, rep_team):
+            reps[rep_id] = RepSummary(rep_id, *row[-TEXTS:])
+    for row in figure_rows:
+        summary = reps.get(row[1])
+        if summary is not None:
+            _ADD[row[0]](summary, row)
+    for summary in reps.values():
+        _finish(summary)
     flag_busy_not_converting(list(reps.values()))
     return sorted(reps.values(), key=lambda summary: summary.name.lower())
 
 
-async def _reps(
-    session: AsyncSession, viewer: Viewer, team_id: int | None
-) -> dict[int, RepSummary]:
-    query = (
-        select(User.id, User.name, User.email, Team.name)
-        .outerjoin(Team, User.team_id == Team.id)
-        .where(User.role == "rep", visible_users(viewer))
-        .order_by(User.id)
+def _in(column: Any) -> Any:
+    """`column` within the period's UTC bounds, bound as `start` and `end`."""
+    return and_(column >= bindparam("start"), column < bindparam("end"))
+
+
+# Every figure of the summary comes from one statement, so that a page costs
+# one round trip to the database. Each of its parts gives rows of (kind,
+# rep, currency, NUMBERS integers, TEXTS texts), padded with NULLs.
+NUMBERS = 9
+TEXTS = 3
+NO_NUMBER = cast(null(), BigInteger)
+NO_TEXT = cast(null(), String(300))
+NO_CURRENCY = cast(null(), String(3))
+
+
+def _part(
+    kind: str, rep: Any, currency: Any, *numbers: Any, texts: tuple[Any, ...] = ()
+) -> Select[Any]:
+    return select(
+        literal_column(f"'{kind}'"),
+        rep,
+        NO_CURRENCY if currency is None else currency,
+        # Sums are NUMERIC on PostgreSQL; integers read faster.
+        *(cast(number, BigInteger) for number in numbers),
+        *[NO_NUMBER] * (NUMBERS - len(numbers)),
+        *texts,
+        *[NO_TEXT] * (TEXTS - len(texts)),
     )
-    if team_id is not None:
-        query = query.where(User.team_id == team_id)
-    return {
-        rep_id: RepSummary(rep_id, name, email, team)
-        for rep_id, name, email, team in await session.execute(query)
-    }
 
 
-def _in(column: Any, period: DateRange) -> Any:
-    return and_(column >= period.start, column < period.end)
+def _reps_part() -> Select[Any]:
+    """Select every rep with their team id, name, email and team name.
 
-
-# Which summary field counts the touches of a (channel, direction) in the
-# daily counts; a channel missing here counts as an other touch.
-TOUCH_FIELDS: dict[tuple[str, str], str] = {
-    ("call", "outbound"): "calls_made",
-    ("call", "inbound"): "calls_received",
-    ("sms", "outbound"): "sms_sent",
-    ("sms", "inbound"): "sms_received",
-    ("mms", "outbound"): "sms_sent",
-    ("mms", "inbound"): "sms_received",
-    ("email", "outbound"): "emails_sent",
-    ("email", "inbound"): "emails_received",
-}
-
-
-def _counts(model: Any, condition: ColumnElement[bool]) -> Any:
+    The viewer's scope is applied to the rows read, so that one statement
+    serves every viewer.
+    """
     return (
-        select(
-            model.rep_id,
-            model.channel,
-            model.direction,
-            func.sum(model.touches),
-            func.sum(model.answered),
-            func.sum(model.talk_seconds),
+        _part(
+            "rep",
+            User.id,
+            None,
+            User.team_id,
+            texts=(User.name, User.email, Team.name),
         )
-        .where(condition)
-        .group_by(model.rep_id, model.channel, model.direction)
+        .select_from(User)
+        .outerjoin(Team, User.team_id == Team.id)
+        .where(User.role == "rep")
     )
 
 
-async def _add_touches(
-    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
-) -> None:
-    """Add touch counts from the monthly and daily counts, never from the touches.
+@functools.cache
+def _figures(whole_months: bool, day_ranges: int) -> Prepared:
+    """Return the statement for a period with or without whole months and
+    with 0 to 2 ranges of other days. It is compiled once for each database."""
+
+    def build(_: str) -> Any:
+        return union_all(
+            _reps_part(),
+            *_touch_parts(whole_months, day_ranges),
+            *_sales_parts(),
+            *_customer_parts(),
+            _plans_part(),
+        )
+
+    return Prepared(build)
+
+
+def _parameters(
+    period: DateRange,
+    months: tuple[date, date] | None,
+    days: list[tuple[date, date]],
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"start": period.start, "end": period.end}
+    if months is not None:
+        parameters["months_start"], parameters["months_end"] = months
+    for index, (first, last) in enumerate(days):
+        parameters[f"first_{index}"], parameters[f"last_{index}"] = first, last
+    return parameters
+
+
+# The columns of a month row that split its touches, in the order of a
+# touch part's numbers; after them come every touch, answered calls and talk
+# time. Touches not counted in these columns are other touches.
+SPLIT = MONTH_COUNTS[1:7]
+
+
+def _month_counts() -> Select[Any]:
+    """Sum the kept counts of the whole months, one row per rep."""
+    months = TouchMonth.__table__.c
+    return (
+        _part(
+            "touches",
+            months.rep_id,
+            None,
+            *(func.sum(months[name]) for name in SPLIT),
+            func.sum(months.touches),
+            func.sum(months.answered),
+            func.sum(months.talk_seconds),
+        )
+        .where(
+            months.month >= bindparam("months_start"),
+            months.month < bindparam("months_end"),
+        )
+        .group_by(months.rep_id)
+    )
+
+
+def _day_counts(day_ranges: int) -> Select[Any]:
+    """Sum the kept counts of the days, one row per rep, split as a month row."""
+
+    def split(name: str) -> Any:
+        matches = or_(
+            *(
+                and_(TouchDay.channel == channel, TouchDay.direction == direction)
+                for (channel, direction), column in MONTH_COLUMNS.items()
+                if column == name
+            )
+        )
+        return func.sum(case((matches, TouchDay.touches), else_=0))
+
+    day = TouchDay.day
+    ranges = (
+        and_(day >= bindparam(f"first_{index}"), day <= bindparam(f"last_{index}"))
+        for index in range(day_ranges)
+    )
+    return (
+        _part(
+            "touches",
+            TouchDay.rep_id,
+            None,
+            *(split(name) for name in SPLIT),
+            func.sum(TouchDay.touches),
+            func.sum(TouchDay.answered),
+            func.sum(TouchDay.talk_seconds),
+        )
+        .where(or_(*ranges))
+        .group_by(TouchDay.rep_id)
+    )
+
+
+def _touch_parts(whole_months: bool, day_ranges: int) -> list[Select[Any]]:
+    """Touch counts from the monthly and daily counts, never from the touches.
 
     Whole calendar months come from `touch_months`, the days of a month
     the period covers only in part from `touch_days`.
     """
-    months, days = split_months(period.first, period.last)
-    parts: list[Any] = []
-    if months is not None:
-        parts.append(
-            _counts(
-                TouchMonth,
-                and_(TouchMonth.month >= months[0], TouchMonth.month < months[1]),
-            )
-        )
-    if days:
-        parts.append(
-            _counts(
-                TouchDay,
-                or_(*(and_(TouchDay.day >= a, TouchDay.day <= b) for a, b in days)),
-            )
-        )
-    query: Any = union_all(*parts) if len(parts) > 1 else parts[0]
-    for rep_id, channel, direction, touches, answered, talk in await session.execute(
-        query
-    ):
-        summary = reps.get(rep_id)
-        if summary is None:
-            continue
-        name = TOUCH_FIELDS.get((channel, direction), "other_touches")
-        setattr(summary, name, getattr(summary, name) + int(touches))
-        summary.answered_calls += int(answered or 0)
-        summary.talk_seconds += int(talk or 0)
-    for summary in reps.values():
-        summary.calls = summary.calls_made + summary.calls_received
-        summary.sms = summary.sms_sent + summary.sms_received
-        summary.emails = summary.emails_sent + summary.emails_received
+    parts = []
+    if whole_months:
+        parts.append(_month_counts())
+    if day_ranges:
+        parts.append(_day_counts(day_ranges))
+    return parts
 
 
 def split_months(
@@ -227,106 +321,175 @@ def _next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-async def _add_sales(
-    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
-) -> None:
-    signed = select(Deal.owner_id, Deal.currency, func.sum(Deal.signed_minor)).where(
-        Deal.stage == "won", _in(Deal.won_at, period)
-    )
-    for owner, currency, amount in await session.execute(
-        signed.group_by(Deal.owner_id, Deal.currency)
-    ):
-        _add_money(reps, owner, "signed", currency, amount)
-    collected = (
-        select(Deal.owner_id, Payment.currency, func.sum(Payment.amount_minor))
-        .join(Deal, Payment.deal_id == Deal.id)
-        .where(_in(Payment.received_at, period))
-        .group_by(Deal.owner_id, Payment.currency)
-    )
-    for owner, currency, amount in await session.execute(collected):
-        _add_money(reps, owner, "collected", currency, amount)
-    opened = (
-        select(
-            Deal.owner_id, Deal.currency, func.count(), func.sum(Deal.expected_minor)
-        )
-        .where(_in(Deal.created_at, period))
+def _sales_parts() -> list[Select[Any]]:
+    signed = (
+        _part("signed", Deal.owner_id, Deal.currency, func.sum(Deal.signed_minor))
+        .where(Deal.stage == "won", _in(Deal.won_at))
         .group_by(Deal.owner_id, Deal.currency)
     )
-    for owner, currency, count, amount in await session.execute(opened):
-        if owner in reps:
-            reps[owner].new_opportunities += count
-        _add_money(reps, owner, "new_opportunity_amount", currency, amount)
+    collected = (
+        _part(
+            "collected",
+            Deal.owner_id,
+            Payment.currency,
+            func.sum(Payment.amount_minor),
+        )
+        .select_from(Payment)
+        .join(Deal, Payment.deal_id == Deal.id)
+        .where(_in(Payment.received_at))
+        .group_by(Deal.owner_id, Payment.currency)
+    )
+    opened = (
+        _part(
+            "opened",
+            Deal.owner_id,
+            Deal.currency,
+            func.count(),
+            func.sum(Deal.expected_minor),
+        )
+        .where(_in(Deal.created_at))
+        .group_by(Deal.owner_id, Deal.currency)
+    )
+    return [signed, collected, opened]
 
 
-async def _add_customers(
-    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
-) -> None:
+def _customer_parts() -> list[Select[Any]]:
     created = (
-        select(Customer.owner_id, func.count())
-        .where(_in(Customer.created_at, period))
+        _part("created", Customer.owner_id, None, func.count())
+        .where(_in(Customer.created_at))
         .group_by(Customer.owner_id)
     )
-    for owner, count in await session.execute(created):
-        if owner in reps:
-            reps[owner].new_customers = count
-    await _add_won_customers(session, period, reps)
     lost = (
-        select(
+        _part(
+            "lost",
             Customer.owner_id,
             Deal.currency,
             func.count(func.distinct(Customer.id)),
             func.sum(Deal.expected_minor),
         )
+        .select_from(Customer)
         .outerjoin(Deal, and_(Deal.customer_id == Customer.id, Deal.stage == "lost"))
-        .where(Customer.status == "lost", _in(Customer.closed_at, period))
+        .where(Customer.status == "lost", _in(Customer.closed_at))
         .group_by(Customer.owner_id, Deal.currency)
     )
-    for owner, currency, count, amount in await session.execute(lost):
-        if owner in reps:
-            reps[owner].lost_customers += count
-        if currency is not None:
-            _add_money(reps, owner, "lost_amount", currency, amount)
+    return [created, _won_part(), lost]
 
 
-async def _add_won_customers(
-    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
-) -> None:
-    # A customer's first deals are their won deals with the earliest time:
-    # those won in the period with no won deal of the customer before them.
-    earlier = aliased(Deal, name="earlier")
-    won_before = exists().where(
-        earlier.customer_id == Deal.customer_id,
-        earlier.stage == "won",
-        earlier.won_at < Deal.won_at,
-    )
-    query = (
-        select(
-            Customer.owner_id, Deal.currency, func.count(), func.sum(Deal.signed_minor)
+def _won_part() -> Select[Any]:
+    """Customers whose first won deal was won in the period, and its amount.
+
+    The first deal is the one `customer_firsts` keeps, as on the KPI page:
+    of two deals won at the same first moment, the lower id.
+    """
+    firsts = CustomerFirst
+    return (
+        _part(
+            "won",
+            Customer.owner_id,
+            firsts.currency,
+            func.count(),
+            func.sum(firsts.signed_minor),
         )
-        .join(Customer, Customer.id == Deal.customer_id)
-        .where(Deal.stage == "won", _in(Deal.won_at, period), ~won_before)
-        .group_by(Customer.owner_id, Deal.currency)
+        .select_from(firsts)
+        .join(Customer, Customer.id == firsts.customer_id)
+        .where(_in(firsts.first_won_at))
+        .group_by(Customer.owner_id, firsts.currency)
     )
-    totals: dict[int | None, int] = defaultdict(int)
-    for owner, currency, count, amount in await session.execute(query):
-        totals[owner] += count
-        _add_money(reps, owner, "won_amount", currency, amount)
-    for owner, count in totals.items():
-        if owner in reps:
-            reps[owner].won_customers = count
 
 
-def _add_money(
-    reps: dict[int, RepSummary],
-    owner: int | None,
-    name: str,
-    currency: str,
-    amount: Any,
-) -> None:
-    if owner not in reps or amount is None:
-        return
-    money: Money = getattr(reps[owner], name)
-    money[currency] = money.get(currency, 0) + int(amount)
+def _plans_part() -> Select[Any]:
+    """Plans whose window ended in the period, and how many were fulfilled in time.
+
+    Cancelled plans do not count.
+    """
+    return (
+        _part(
+            "plans",
+            Plan.owner_id,
+            None,
+            func.count(),
+            func.count().filter(fulfilled_plan()),
+        )
+        .where(_in(Plan.due_end), Plan.status != "cancelled")
+        .group_by(Plan.owner_id)
+    )
+
+
+# A figures row: kind, rep, currency, then its numbers from index 3.
+Row = tuple[Any, ...]
+
+
+def _add_touches(summary: RepSummary, row: Row) -> None:
+    # In the order of SPLIT, then every touch, answered calls and talk time.
+    made, received, sms_sent, sms_received, sent, received_emails = row[3:9]
+    total, answered, talk = row[9:12]
+    summary.calls_made += made
+    summary.calls_received += received
+    summary.sms_sent += sms_sent
+    summary.sms_received += sms_received
+    summary.emails_sent += sent
+    summary.emails_received += received_emails
+    named = made + received + sms_sent + sms_received + sent + received_emails
+    summary.other_touches += total - named
+    summary.answered_calls += answered
+    summary.talk_seconds += talk
+
+
+def _add_money(money: Money, currency: str | None, amount: int | None) -> None:
+    if currency is not None and amount is not None:
+        money[currency] = money.get(currency, 0) + amount
+
+
+def _add_signed(summary: RepSummary, row: Row) -> None:
+    _add_money(summary.signed, row[2], row[3])
+
+
+def _add_collected(summary: RepSummary, row: Row) -> None:
+    _add_money(summary.collected, row[2], row[3])
+
+
+def _add_opened(summary: RepSummary, row: Row) -> None:
+    summary.new_opportunities += row[3]
+    _add_money(summary.new_opportunity_amount, row[2], row[4])
+
+
+def _add_created(summary: RepSummary, row: Row) -> None:
+    summary.new_customers += row[3]
+
+
+def _add_won(summary: RepSummary, row: Row) -> None:
+    summary.won_customers += row[3]
+    _add_money(summary.won_amount, row[2], row[4])
+
+
+def _add_lost(summary: RepSummary, row: Row) -> None:
+    summary.lost_customers += row[3]
+    _add_money(summary.lost_amount, row[2], row[4])
+
+
+def _add_plans(summary: RepSummary, row: Row) -> None:
+    due, fulfilled = row[3], row[4]
+    summary.plans_due, summary.plans_fulfilled = due, fulfilled
+    summary.plan_fulfilment_rate = fulfilled / due if due else None
+
+
+# The function that adds each kind of figures row to a rep's summary.
+_ADD: dict[str, Callable[[RepSummary, Row], None]] = {
+    "touches": _add_touches,
+    "signed": _add_signed,
+    "collected": _add_collected,
+    "opened": _add_opened,
+    "created": _add_created,
+    "won": _add_won,
+    "lost": _add_lost,
+    "plans": _add_plans,
+}
+
+
+def _finish(summary: RepSummary) -> None:
+    summary.calls = summary.calls_made + summary.calls_received
+    summary.sms = summary.sms_sent + summary.sms_received
+    summary.emails = summary.emails_sent + summary.emails_received
 
 
 def fulfilled_plan() -> ColumnElement[bool]:
@@ -335,23 +498,3 @@ def fulfilled_plan() -> ColumnElement[bool]:
         Plan.status == "done",
         or_(Plan.due_end.is_(None), Plan.closed_at <= Plan.due_end),
     )
-
-
-async def _add_plans(
-    session: AsyncSession, period: DateRange, reps: dict[int, RepSummary]
-) -> None:
-    """Plans whose window ended in the period, and the share fulfilled in time.
-
-    Cancelled plans do not count.
-    """
-    query = (
-        select(Plan.owner_id, func.count(), func.count().filter(fulfilled_plan()))
-        .where(_in(Plan.due_end, period), Plan.status != "cancelled")
-        .group_by(Plan.owner_id)
-    )
-    for owner, due, fulfilled in await session.execute(query):
-        summary = reps.get(owner) if owner is not None else None
-        if summary is None:
-            continue
-        summary.plans_due, summary.plans_fulfilled = int(due), int(fulfilled)
-        summary.plan_fulfilment_rate = fulfilled / due if due else None

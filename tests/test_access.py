@@ -20,10 +20,11 @@ from conftest import login, post_signed
 from sqlalchemy import select
 from twilio_params import call_status, new_sid
 
+from capture.access import Viewer, sees_user, visible_users
 from capture.accounts import create_token
 from capture.db import Database, transaction
 from capture.demo_data import CUSTOMERS, REPS
-from capture.models import AuditEvent, Recording
+from capture.models import AuditEvent, Recording, User
 from capture.settings import Settings
 
 ANA, BEN, CHEN = REPS
@@ -305,3 +306,23 @@ async def test_access_playback_and_export_audited(
     assert exported[0].actor_email == "omar@demo.touchline.test"
     assert '"from": "2026-11-01"' in exported[0].detail
     assert '"to": "2026-12-31"' in exported[0].detail
+
+
+async def test_sees_user_agrees_with_visible_users(database: Database) -> None:
+    async with database.reads() as session:
+        users = list(await session.execute(select(User.id, User.team_id)))
+    teams = {team for _, team in users}
+    viewers = [
+        Viewer(user_id, "", role, team)
+        for role in ROLES
+        for user_id, team in [*users, (0, None)]
+    ] + [Viewer(0, "", "manager", team) for team in teams]
+
+    async with database.reads() as session:
+        for viewer in viewers:
+            query = select(User.id).where(visible_users(viewer))
+            visible = set(await session.scalars(query))
+            found = {
+                user_id for user_id, team in users if sees_user(viewer, user_id, team)
+            }
+            assert found == visible, viewer

@@ -199,7 +199,7 @@ def test_migration_0013_sums_months(empty_database: str) -> None:
             )
         )
 
-    migrate.upgrade(empty_database)
+    migrate.upgrade(empty_database, "0013")
     with engine.connect() as connection:
         rows = connection.execute(
             text(
@@ -215,6 +215,67 @@ def test_migration_0013_sums_months(empty_database: str) -> None:
         ("2026-10-01", "call", 2, 1, 60),
         ("2026-11-01", "call", 4, 3, 100),
         ("2026-11-01", "sms", 4, 0, 0),
+    ]
+
+
+def test_migration_0015_splits_months(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0014")
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (email, name, role, active, created_at, locale,"
+                " session_version)"
+                " VALUES ('rep@example.com', 'Rep', 'rep', true, '2026-01-01', 'en', 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO touch_days (rep_id, day, channel, direction, touches,"
+                " answered, talk_seconds) VALUES"
+                " (1, '2026-10-31', 'call', 'outbound', 2, 1, 60),"
+                " (1, '2026-11-01', 'call', 'outbound', 3, 2, 90),"
+                " (1, '2026-11-02', 'call', 'inbound', 1, 1, 10),"
+                " (1, '2026-11-02', 'sms', 'inbound', 4, 0, 0),"
+                " (1, '2026-11-03', 'mms', 'outbound', 1, 0, 0),"
+                " (1, '2026-11-04', 'email', 'outbound', 5, 0, 0),"
+                " (1, '2026-11-30', 'email', 'inbound', 6, 0, 0),"
+                " (1, '2026-11-30', 'meeting', 'outbound', 7, 0, 0)"
+            )
+        )
+
+    migrate.upgrade(empty_database, "0015")
+    query = (
+        "SELECT month, touches, calls_made, calls_received, sms_sent, sms_received,"
+        " emails_sent, emails_received, answered, talk_seconds"
+        " FROM touch_months ORDER BY month"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(text(query)).all()
+    command.downgrade(migrate.alembic_config(empty_database), "0014")
+    with engine.connect() as connection:
+        restored = connection.execute(
+            text(
+                "SELECT month, channel, direction, touches FROM touch_months"
+                " ORDER BY month, channel, direction"
+            )
+        ).all()
+    command.upgrade(migrate.alembic_config(empty_database), "head")
+    engine.dispose()
+
+    assert [(str(row[0]), *row[1:]) for row in rows] == [
+        ("2026-10-01", 2, 2, 0, 0, 0, 0, 0, 1, 60),
+        ("2026-11-01", 27, 3, 1, 1, 4, 5, 6, 3, 100),
+    ]
+    assert [(str(row[0]), *row[1:]) for row in restored] == [
+        ("2026-10-01", "call", "outbound", 2),
+        ("2026-11-01", "call", "inbound", 1),
+        ("2026-11-01", "call", "outbound", 3),
+        ("2026-11-01", "email", "inbound", 6),
+        ("2026-11-01", "email", "outbound", 5),
+        ("2026-11-01", "meeting", "outbound", 7),
+        ("2026-11-01", "mms", "outbound", 1),
+        ("2026-11-01", "sms", "inbound", 4),
     ]
 
 

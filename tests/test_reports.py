@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -13,11 +14,13 @@ from xml.etree import ElementTree
 import pytest
 from conftest import login
 from golden_reports import CHANGES, KPIS, SUMMARY_2026_11, load_golden
+from sqlalchemy import select
 from test_cli import environment, touchline
 
 from capture import rollups
 from capture.accounts import create_token
 from capture.db import Database, transaction
+from capture.models import Customer, Deal, Plan, User
 from capture.settings import Settings
 
 NOVEMBER = {"kind": "month", "period": "2026-11"}
@@ -56,6 +59,90 @@ async def test_summary_api_matches_golden(client: Any, token: str) -> None:
     assert items["chen@demo.touchline.test"]["calls"] == 0
     assert body["from"] == "2026-11-01"
     assert body["to"] == "2026-11-30"
+
+
+async def test_summary_counts_tied_first_deals_once(
+    client: Any, database: Database, settings: Settings, token: str
+) -> None:
+    # A second deal won at the same moment as Ben's first deal (D3, $300).
+    async with transaction(database.writes) as session:
+        first = await session.scalar(
+            select(Deal).where(Deal.signed_minor == 30000, Deal.stage == "won")
+        )
+        assert first is not None
+        session.add(
+            Deal(
+                customer_id=first.customer_id,
+                owner_id=first.owner_id,
+                stage="won",
+                currency="USD",
+                expected_minor=7000,
+                signed_minor=7000,
+                created_at=first.created_at,
+                won_at=first.won_at,
+            )
+        )
+    with database.batch_sessions()() as session, session.begin():
+        rollups.rebuild(session, settings.zone)
+
+    response = await client.get(
+        "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    ben = next(item for item in body["items"] if item["email"].startswith("ben@"))
+    # Both deals are signed in November; the lower id is the customer's first.
+    assert ben["signed"] == {"USD": "570.00"}
+    assert ben["won_customers"] == 1
+    assert ben["won_amount"] == {"USD": "300.00"}
+
+
+async def test_summary_plan_fulfilment(
+    client: Any, database: Database, token: str
+) -> None:
+    # Ben's plans whose windows end in November (Los Angeles): done in time,
+    # done late, still open, cancelled; and one that ends in December.
+    moment = datetime.fromisoformat
+    plans = [
+        ("done", "2026-11-10T08:00:00+00:00", "2026-11-09T20:00:00+00:00"),
+        ("done", "2026-11-12T08:00:00+00:00", "2026-11-13T20:00:00+00:00"),
+        ("open", "2026-11-20T08:00:00+00:00", None),
+        ("cancelled", "2026-11-21T08:00:00+00:00", "2026-11-02T20:00:00+00:00"),
+        ("done", "2026-12-01T08:00:00+00:00", "2026-11-30T20:00:00+00:00"),
+    ]
+    async with transaction(database.writes) as session:
+        ben = await session.scalar(select(User).where(User.email.startswith("ben@")))
+        customers = list(
+            await session.scalars(
+                select(Customer.id).where(Customer.name.startswith("Plan target "))
+            )
+        )
+        assert ben is not None and not customers
+        for index, (status, due_end, closed) in enumerate(plans):
+            customer = Customer(name=f"Plan target {index}", owner_id=ben.id)
+            session.add(customer)
+            await session.flush()
+            session.add(
+                Plan(
+                    customer_id=customer.id,
+                    owner_id=ben.id,
+                    purpose="call",
+                    due_end=moment(due_end),
+                    status=status,
+                    closed_at=moment(closed) if closed else None,
+                )
+            )
+
+    response = await client.get(
+        "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    items = {item["email"]: item for item in body["items"]}
+    ben_row = items["ben@demo.touchline.test"]
+    assert (ben_row["plans_due"], ben_row["plans_fulfilled"]) == (3, 1)
+    assert ben_row["plan_fulfilment_rate"] == 1 / 3
+    assert items["ana@demo.touchline.test"]["plan_fulfilment_rate"] is None
 
 
 async def test_kpi_api_matches_golden(client: Any, token: str) -> None:
