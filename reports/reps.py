@@ -359,20 +359,26 @@ def _customer_parts() -> list[Select[Any]]:
         .where(_in(Customer.created_at))
         .group_by(Customer.owner_id)
     )
+    # Lost customers are counted apart from their amounts, because a customer
+    # whose lost deals are in several currencies is still one lost customer.
     lost = (
+        _part("lost", Customer.owner_id, None, func.count())
+        .where(Customer.status == "lost", _in(Customer.closed_at))
+        .group_by(Customer.owner_id)
+    )
+    lost_amount = (
         _part(
-            "lost",
+            "lost_amount",
             Customer.owner_id,
             Deal.currency,
-            func.count(func.distinct(Customer.id)),
             func.sum(Deal.expected_minor),
         )
         .select_from(Customer)
-        .outerjoin(Deal, and_(Deal.customer_id == Customer.id, Deal.stage == "lost"))
+        .join(Deal, and_(Deal.customer_id == Customer.id, Deal.stage == "lost"))
         .where(Customer.status == "lost", _in(Customer.closed_at))
         .group_by(Customer.owner_id, Deal.currency)
     )
-    return [created, _won_part(), lost]
+    return [created, _won_part(), lost, lost_amount]
 
 
 def _won_part() -> Select[Any]:
@@ -464,7 +470,10 @@ def _add_won(summary: RepSummary, row: Row) -> None:
 
 def _add_lost(summary: RepSummary, row: Row) -> None:
     summary.lost_customers += row[3]
-    _add_money(summary.lost_amount, row[2], row[4])
+
+
+def _add_lost_amount(summary: RepSummary, row: Row) -> None:
+    _add_money(summary.lost_amount, row[2], row[3])
 
 
 def _add_plans(summary: RepSummary, row: Row) -> None:
@@ -482,6 +491,7 @@ _ADD: dict[str, Callable[[RepSummary, Row], None]] = {
     "created": _add_created,
     "won": _add_won,
     "lost": _add_lost,
+    "lost_amount": _add_lost_amount,
     "plans": _add_plans,
 }
 

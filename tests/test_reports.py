@@ -482,3 +482,41 @@ async def test_summary_range_cutting_months(
             item["other_touches"],
         )
         assert counted == expected, email
+
+
+async def test_summary_counts_lost_customer_once(
+    client: Any, database: Database, token: str
+) -> None:
+    # Ben loses a customer whose lost deals are in two currencies.
+    closed = datetime.fromisoformat("2026-11-18T20:00:00+00:00")
+    async with transaction(database.writes) as session:
+        ben = await session.scalar(select(User).where(User.email.startswith("ben@")))
+        assert ben is not None
+        customer = Customer(
+            name="Lost in two currencies",
+            owner_id=ben.id,
+            status="lost",
+            closed_at=closed,
+        )
+        session.add(customer)
+        await session.flush()
+        for currency in ("USD", "EUR"):
+            session.add(
+                Deal(
+                    customer_id=customer.id,
+                    owner_id=ben.id,
+                    stage="lost",
+                    currency=currency,
+                    expected_minor=10000,
+                    lost_at=closed,
+                    lost_reason="budget",
+                )
+            )
+    response = await client.get(
+        "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    ben_row = next(i for i in body["items"] if i["email"].startswith("ben@"))
+    assert ben_row["lost_customers"] == 1
+    assert ben_row["lost_amount"] == {"EUR": "100.00", "USD": "100.00"}
