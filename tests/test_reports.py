@@ -520,3 +520,19 @@ async def test_summary_counts_lost_customer_once(
     ben_row = next(i for i in body["items"] if i["email"].startswith("ben@"))
     assert ben_row["lost_customers"] == 1
     assert ben_row["lost_amount"] == {"EUR": "100.00", "USD": "100.00"}
+
+
+@pytest.mark.parametrize("team", ["99999999999999999999", "2147483648", "\u00b2"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/reports/summary", "/api/v1/exports/summary.csv"]
+)
+async def test_summary_rejects_bad_team_id(
+    client: Any, token: str, path: str, team: str
+) -> None:
+    response = await client.get(
+        path, params={**NOVEMBER, "team": team}, headers=bearer(token)
+    )
+
+    assert response.status == 400
+    body = await response.json()
+    assert body["field"] == "team"

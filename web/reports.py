@@ -23,6 +23,7 @@ from capture.access import Viewer
 from capture.db import transaction
 from capture.errors import InvalidInput
 from capture.models import Team
+from capture.queries import parse_id
 from reports.busy import ACTIONS_FACTOR, MIN_TEAM, TARGETS_FACTOR
 from reports.charts import trend_svg
 from reports.custom_columns import with_custom_fields
@@ -79,9 +80,9 @@ async def _team_of(request: web.Request, session: AsyncSession) -> int | None:
     raw = request.query.get("team", "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    team_id = parse_id(raw)
+    if team_id is None:
         raise InvalidInput(f"team {raw!r} is not a team id", "team")
-    team_id = int(raw)
     if await session.get(Team, team_id) is None:
         raise InvalidInput(f"team {team_id} not found", "team")
     return team_id
@@ -210,9 +211,10 @@ def _optional_id(request: web.Request, field: str) -> int | None:
     raw = request.query.get(field, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    value = parse_id(raw)
+    if value is None:
         raise InvalidInput(f"{field} {raw!r} is not an id", field)
-    return int(raw)
+    return value
 
 
 async def _export_table(
