@@ -221,7 +221,7 @@ def _write(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def fill_if_missing(session: Session, zone: ZoneInfo) -> int:
-    """Rebuild the table when it is empty but customers have touches.
+    """Rebuild the table when it is empty but customers have touches or won deals.
 
     That happens once, after an upgrade that added the table: its rows need
     the organisation's time zone, which the migration does not know.
@@ -230,7 +230,8 @@ def fill_if_missing(session: Session, zone: ZoneInfo) -> int:
     if session.scalar(select(CUSTOMER_FIRSTS.c.customer_id).limit(1)) is not None:
         return 0
     touched = select(Activity.id).where(Activity.customer_id.is_not(None)).limit(1)
-    if session.scalar(touched) is None:
+    won = select(Deal.id).where(Deal.stage == "won").limit(1)
+    if session.scalar(touched) is None and session.scalar(won) is None:
         return 0
     return rebuild(session, zone)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from capture import migrate
 from capture.access import Viewer
 from capture.db import Database, sync_url
-from capture.models import Activity, Customer
+from capture.models import Activity, Customer, Deal
 from transcripts.search import SearchFilters, search
 
 
@@ -365,3 +365,38 @@ def test_upgrade_fills_customer_firsts(empty_database: str) -> None:
     assert len(rows) == 1
     assert rows[0][0] == customer_id
     assert rows[0][1] is not None
+
+
+def test_upgrade_fills_firsts_from_won_deals(empty_database: str) -> None:
+    zone = ZoneInfo("America/Los_Angeles")
+    migrate.upgrade(empty_database)
+    engine = create_engine(sync_url(empty_database))
+    # A deal won before the table existed, for a customer with no touches.
+    # The per-rep summary and the KPI page read its win from customer_firsts.
+    won_at = datetime(2026, 11, 10, 18, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        customer = Customer(name="Harbor Freight Co", status="won")
+        session.add(customer)
+        session.flush()
+        customer_id = customer.id
+        session.add(
+            Deal(
+                customer_id=customer_id,
+                stage="won",
+                currency="USD",
+                signed_minor=50000,
+                won_at=won_at,
+            )
+        )
+
+    migrate.upgrade(empty_database, zone=zone)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT customer_id, first_won_at, signed_minor FROM customer_firsts")
+        ).all()
+    engine.dispose()
+
+    assert len(rows) == 1
+    assert rows[0][0] == customer_id
+    assert rows[0][1] is not None
+    assert rows[0][2] == 50000
