@@ -115,7 +115,7 @@ async def rep_summaries(
     viewer: Viewer,
     team_id: int | None = None,
 ) -> list[RepSummary]:
-    """Return the summary of each rep the viewer may see, by name.
+    """Return the summary of each rep the viewer may see, by name, then by id.
 
     `team_id` narrows the reps to one team.
     """
@@ -138,7 +138,9 @@ async def rep_summaries(
     for summary in reps.values():
         _finish(summary)
     flag_busy_not_converting(list(reps.values()))
-    return sorted(reps.values(), key=lambda summary: summary.name.lower())
+    return sorted(
+        reps.values(), key=lambda summary: (summary.name.lower(), summary.rep_id)
+    )
 
 
 def _in(column: Any) -> Any:

@@ -536,3 +536,28 @@ async def test_summary_rejects_bad_team_id(
     assert response.status == 400
     body = await response.json()
     assert body["field"] == "team"
+
+
+async def test_summary_orders_same_names_by_id(
+    client: Any, database: Database, token: str
+) -> None:
+    async with transaction(database.writes) as session:
+        ben = await session.scalar(select(User).where(User.email.startswith("ben@")))
+        assert ben is not None
+        session.add(
+            User(email="ben.two@demo.touchline.test", name=ben.name, role="rep")
+        )
+    # On PostgreSQL the update writes a new row version after the second
+    # Ben's row, so a sequential scan of users reads the first Ben second.
+    async with transaction(database.writes) as session:
+        ben = await session.scalar(select(User).where(User.email.startswith("ben@")))
+        assert ben is not None
+        ben.timezone = "Europe/Berlin"
+
+    response = await client.get(
+        "/api/v1/reports/summary", params=NOVEMBER, headers=bearer(token)
+    )
+
+    body = await response.json()
+    emails = [item["email"] for item in body["items"] if item["name"] == ben.name]
+    assert emails == ["ben@demo.touchline.test", "ben.two@demo.touchline.test"]
