@@ -236,3 +236,17 @@ def test_demo_signs_for_served_port(public_url: str, port: int, expected: str) -
     )
 
     assert _demo_settings(settings, port).public_url == expected
+
+
+@pytest.mark.parametrize("team", ["99", "99999999999999999999"])
+@pytest.mark.parametrize("report", ["summary", "kpis", "calls"])
+def test_cli_export_unknown_team_named(
+    tmp_path: Path, database_url: str, report: str, team: str
+) -> None:
+    env = environment(tmp_path, database_url)
+
+    result = touchline(env, "export", report, "--team", team)
+
+    assert result.returncode == 1
+    assert f"team {team} not found" in result.stderr
+    assert "Traceback" not in result.stderr

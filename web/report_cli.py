@@ -21,6 +21,9 @@ from tqdm import tqdm
 from capture import rollups
 from capture.access import Viewer
 from capture.db import Database
+from capture.errors import InvalidInput
+from capture.models import Team
+from capture.queries import MAX_ID
 from capture.settings import Settings, load_settings
 from reports.custom_columns import with_custom_fields
 from reports.export import ExportFilter, count_rows
@@ -99,6 +102,8 @@ async def _table(
 ) -> tuple[Table, int | None]:
     """Build the table to export and return its row count when known."""
     span = _span(settings, args)
+    if args.team is not None:
+        await _check_team(session, args.team)
     if args.report == "summary":
         summaries = await rep_summaries(session, span, _everyone(), args.team)
         return summary_table(summaries), len(summaries)
@@ -115,6 +120,15 @@ async def _table(
     else:
         table = activities_table(session, options)
     return await with_custom_fields(session, table), total
+
+
+async def _check_team(session: AsyncSession, team_id: int) -> None:
+    """Raise InvalidInput unless `team_id` is a stored team, as the API does."""
+    if not 0 < team_id <= MAX_ID or await session.get(Team, team_id) is None:
+        raise InvalidInput(
+            f"team {team_id} not found; the page /admin/teams lists the team ids",
+            "team",
+        )
 
 
 def _everyone() -> Viewer:
