@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 # reports "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLite's page cache per connection, in KiB (SQLite's default is 2,000).
-# The per-rep summary reads a few hundred pages of indexes and tables; with
-# the default cache a warm call read some of them again from the operating
+# The per-rep summary reads a few hundred pages of indexes and tables. With
+# the default cache, a warm call read some of them again from the operating
 # system and took about 10 % longer (docs/benchmarks.md).
 SQLITE_CACHE_KIB = 8_000
 
