@@ -507,11 +507,12 @@ def raw_follow_up(path: Path) -> tuple[tuple[float, float], float]:
 
 async def service_figures(url: str) -> dict[str, object]:
     database = Database(url)
-    # Once per process, at a server's first query: not part of either page.
+    # A server configures its mappers once, at its first query, so neither
+    # page pays for it.
     configure_mappers()
     try:
         async with database.reads() as session:
-            # Opens the connection, which neither page pays in a server.
+            # A server's pages find their connection open already.
             await session.execute(select(1))
             summary_seconds = []
             page_seconds = []

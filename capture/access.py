@@ -63,7 +63,7 @@ def visible_users(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def sees_user(viewer: Viewer, user_id: int, team_id: int | None) -> bool:
-    """`visible_users` for one user already read: whether the viewer sees them."""
+    """Return whether the viewer sees a user already read, by `visible_users`'s rule."""
     if viewer.sees_organisation or user_id == viewer.user_id:
         return True
     return (

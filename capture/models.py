@@ -955,7 +955,7 @@ class TouchMonth(Base):
     `month` is the first day of a calendar month in the organisation's time
     zone. Each row contains the month's touches split as the summary shows
     them (see `capture.rollups.MONTH_COLUMNS`), so a month of the summary
-    reads one row per rep; `capture.rollups` adds every change to both
+    reads one row per rep. `capture.rollups` adds every change to both
     tables.
     """
 
@@ -966,7 +966,7 @@ class TouchMonth(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     month: Mapped[date] = mapped_column(Date, primary_key=True)
-    # Every touch; a touch not counted in one of the six columns after it is
+    # Every touch. A touch not counted in one of the six columns after it is
     # an other touch.
     touches: Mapped[int] = mapped_column(Integer)
     calls_made: Mapped[int] = mapped_column(Integer)

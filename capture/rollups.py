@@ -187,7 +187,7 @@ COUNTED = (
     "answered",
     "talk_seconds",
 )
-# The month columns that count the touches of a (channel, direction); a
+# The month columns that count the touches of a (channel, direction). A
 # touch of any other channel counts only in `touches`, as an other touch.
 MONTH_COLUMNS: dict[tuple[str, str], str] = {
     ("call", "outbound"): "calls_made",

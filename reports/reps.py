@@ -9,7 +9,7 @@ sum of Twilio's `CallDuration`. Automatic email is not a touch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -144,7 +144,7 @@ async def rep_summaries(
 
 
 def _in(column: Any) -> Any:
-    """`column` within the period's UTC bounds, bound as `start` and `end`."""
+    """Filter `column` to the period's UTC bounds, bound as `start` and `end`."""
     return and_(column >= bindparam("start"), column < bindparam("end"))
 
 
@@ -224,30 +224,39 @@ def _parameters(
 
 
 # The columns of a month row that split its touches, in the order of a
-# touch part's numbers; after them come every touch, answered calls and talk
-# time. Touches not counted in these columns are other touches.
+# touch part's numbers. After them come every touch, answered calls and
+# talk time. Touches not counted in these columns are other touches.
 SPLIT = MONTH_COUNTS[1:7]
+
+
+def _touch_part(table: Any, splits: Iterable[Any], condition: Any) -> Select[Any]:
+    """Sum `table`'s kept counts that match `condition`, one row per rep.
+
+    `splits` are the sums of the SPLIT columns, in order.
+    """
+    return (
+        _part(
+            "touches",
+            table.rep_id,
+            None,
+            *splits,
+            func.sum(table.touches),
+            func.sum(table.answered),
+            func.sum(table.talk_seconds),
+        )
+        .where(condition)
+        .group_by(table.rep_id)
+    )
 
 
 def _month_counts() -> Select[Any]:
     """Sum the kept counts of the whole months, one row per rep."""
     months = TouchMonth.__table__.c
-    return (
-        _part(
-            "touches",
-            months.rep_id,
-            None,
-            *(func.sum(months[name]) for name in SPLIT),
-            func.sum(months.touches),
-            func.sum(months.answered),
-            func.sum(months.talk_seconds),
-        )
-        .where(
-            months.month >= bindparam("months_start"),
-            months.month < bindparam("months_end"),
-        )
-        .group_by(months.rep_id)
+    within = and_(
+        months.month >= bindparam("months_start"),
+        months.month < bindparam("months_end"),
     )
+    return _touch_part(months, (func.sum(months[name]) for name in SPLIT), within)
 
 
 def _day_counts(day_ranges: int) -> Select[Any]:
@@ -268,23 +277,11 @@ def _day_counts(day_ranges: int) -> Select[Any]:
         and_(day >= bindparam(f"first_{index}"), day <= bindparam(f"last_{index}"))
         for index in range(day_ranges)
     )
-    return (
-        _part(
-            "touches",
-            TouchDay.rep_id,
-            None,
-            *(split(name) for name in SPLIT),
-            func.sum(TouchDay.touches),
-            func.sum(TouchDay.answered),
-            func.sum(TouchDay.talk_seconds),
-        )
-        .where(or_(*ranges))
-        .group_by(TouchDay.rep_id)
-    )
+    return _touch_part(TouchDay, (split(name) for name in SPLIT), or_(*ranges))
 
 
 def _touch_parts(whole_months: bool, day_ranges: int) -> list[Select[Any]]:
-    """Touch counts from the monthly and daily counts, never from the touches.
+    """Build the touch parts from the monthly and daily counts, never the touches.
 
     Whole calendar months come from `touch_months`, the days of a month
     the period covers only in part from `touch_days`.
@@ -384,10 +381,10 @@ def _customer_parts() -> list[Select[Any]]:
 
 
 def _won_part() -> Select[Any]:
-    """Customers whose first won deal was won in the period, and its amount.
+    """Count the customers whose first deal was won in the period, with its amount.
 
-    The first deal is the one `customer_firsts` keeps, as on the KPI page:
-    of two deals won at the same first moment, the lower id.
+    The first deal is the one `customer_firsts` keeps, as on the KPI page.
+    Of two deals won at the same first moment, it is the lower id.
     """
     firsts = CustomerFirst
     return (
@@ -406,7 +403,7 @@ def _won_part() -> Select[Any]:
 
 
 def _plans_part() -> Select[Any]:
-    """Plans whose window ended in the period, and how many were fulfilled in time.
+    """Count the plans whose window ended in the period, and those fulfilled in time.
 
     Cancelled plans do not count.
     """
@@ -429,18 +426,19 @@ Row = tuple[Any, ...]
 
 def _add_touches(summary: RepSummary, row: Row) -> None:
     # In the order of SPLIT, then every touch, answered calls and talk time.
-    made, received, sms_sent, sms_received, sent, received_emails = row[3:9]
-    total, answered, talk = row[9:12]
-    summary.calls_made += made
-    summary.calls_received += received
+    calls_made, calls_received, sms_sent, sms_received = row[3:7]
+    emails_sent, emails_received = row[7:9]
+    total, answered, talk_seconds = row[9:12]
+    summary.calls_made += calls_made
+    summary.calls_received += calls_received
     summary.sms_sent += sms_sent
     summary.sms_received += sms_received
-    summary.emails_sent += sent
-    summary.emails_received += received_emails
-    named = made + received + sms_sent + sms_received + sent + received_emails
-    summary.other_touches += total - named
+    summary.emails_sent += emails_sent
+    summary.emails_received += emails_received
+    split_total = sum(row[3:9])
+    summary.other_touches += total - split_total
     summary.answered_calls += answered
-    summary.talk_seconds += talk
+    summary.talk_seconds += talk_seconds
 
 
 def _add_money(money: Money, currency: str | None, amount: int | None) -> None:

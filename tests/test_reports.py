@@ -100,8 +100,8 @@ async def test_summary_counts_tied_first_deals_once(
 async def test_summary_plan_fulfilment(
     client: Any, database: Database, token: str
 ) -> None:
-    # Ben's plans whose windows end in November (Los Angeles): done in time,
-    # done late, still open, cancelled; and one that ends in December.
+    # Ben's plans whose windows end in November (Los Angeles) are done in
+    # time, done late, still open and cancelled. One more ends in December.
     moment = datetime.fromisoformat
     plans = [
         ("done", "2026-11-10T08:00:00+00:00", "2026-11-09T20:00:00+00:00"),
