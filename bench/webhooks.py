@@ -7,8 +7,13 @@ real service stores every event through its batching writer in SQLite;
 the baseline only parses the form and checks the signature. The figure
 that matters is the ratio of the two throughputs, measured in one run.
 
+The service runs with the default `webhook_writer` (process). With
+`--writers process,thread` each round measures the service once with each
+writer, in that order, after the baseline. The server's CPU time includes
+the processes it started (the writer's process and its fork server).
+
 Run: .venv/bin/python bench/webhooks.py [--connections 32] [--seconds 10]
-     [--repeat N]
+     [--repeat N] [--writers process[,thread]]
 Needs wrk (Debian package wrk).
 """
 
@@ -121,9 +126,19 @@ def wait_ready(url: str, seconds: float = 60) -> None:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and all its threads so far."""
+    """User and system CPU time so far of a process, its threads and the
+    processes under it that are still running (the writer's process)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_seconds(child) for child in children_of(pid))
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text()
+        children.extend(int(child) for child in text.split())
+    return children
 
 
 def run_wrk(
@@ -207,7 +222,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure_service(
-    work: Path, args: argparse.Namespace
+    work: Path, args: argparse.Namespace, writer: str
 ) -> tuple[dict[str, float], int]:
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"
@@ -221,6 +236,7 @@ def measure_service(
             "TOUCHLINE_TWILIO_AUTH_TOKEN": TOKEN,
             "TOUCHLINE_SECRET_KEY": "b" * 40,
             "TOUCHLINE_TRANSCRIBE_ENGINE": "none",
+            "TOUCHLINE_WEBHOOK_WRITER": writer,
             # The benchmark sends webhooks only, so no SMTP listener is started.
             "TOUCHLINE_SMTP_PORT": "0",
         }
@@ -273,6 +289,21 @@ def measure_baseline(work: Path, args: argparse.Namespace) -> dict[str, float]:
         stop(process)
 
 
+def compare(
+    baseline: dict[str, float], service: dict[str, float], stored: int
+) -> dict[str, object]:
+    ratio = service["requests_per_second"] / baseline["requests_per_second"]
+    cpu_ratio = (
+        baseline["server_cpu_us_per_request"] / service["server_cpu_us_per_request"]
+    )
+    return {
+        "service": service,
+        "events_stored": stored,
+        "ratio": round(ratio, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=32, help="open connections")
@@ -286,7 +317,15 @@ def main() -> int:
         default=1,
         help="rounds of baseline then service; the report gives the median ratio",
     )
+    parser.add_argument(
+        "--writers",
+        default="process",
+        help="comma-separated webhook_writer settings to measure in each round",
+    )
     args = parser.parse_args()
+    writers = args.writers.split(",")
+    if not set(writers) <= {"process", "thread"}:
+        parser.error("--writers takes process, thread or both")
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
@@ -297,21 +336,14 @@ def main() -> int:
             work.mkdir()
             (work / "load.lua").write_text(LUA)
             baseline = measure_baseline(work, args)
-            service, stored = measure_service(work, args)
-            ratio = service["requests_per_second"] / baseline["requests_per_second"]
-            cpu_ratio = (
-                baseline["server_cpu_us_per_request"]
-                / service["server_cpu_us_per_request"]
-            )
-            rounds.append(
-                {
-                    "baseline": baseline,
-                    "service": service,
-                    "events_stored": stored,
-                    "ratio": round(ratio, 3),
-                    "cpu_ratio": round(cpu_ratio, 3),
-                }
-            )
+            round_report: dict[str, object] = {"baseline": baseline}
+            for writer in writers:
+                folder = work / writer
+                folder.mkdir()
+                (folder / "load.lua").write_text(LUA)
+                service, stored = measure_service(folder, args, writer)
+                round_report[writer] = compare(baseline, service, stored)
+            rounds.append(round_report)
     report = {
         "machine": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
@@ -319,9 +351,14 @@ def main() -> int:
         "connections": args.connections,
         "seconds": args.seconds,
         "rounds": rounds,
-        "median_ratio": statistics.median(r["ratio"] for r in rounds),
-        "median_cpu_ratio": statistics.median(r["cpu_ratio"] for r in rounds),
     }
+    for writer in writers:
+        report[f"median_ratio_{writer}"] = statistics.median(
+            r[writer]["ratio"] for r in rounds
+        )
+        report[f"median_cpu_ratio_{writer}"] = statistics.median(
+            r[writer]["cpu_ratio"] for r in rounds
+        )
     print(json.dumps(report, indent=2))
     return 0
 

@@ -13,6 +13,7 @@ kept only as a SHA-256 hash.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -158,26 +159,29 @@ def with_ledger(apply: BulkApply) -> BulkApply:
 
     The items are `Ledgered`. Each result must carry an `outcome`, and may
     carry an `activity_id`. The wrapper is cached by `apply`, so items of
-    one apply still group into one call within a batch.
+    one apply still group into one call within a batch, and it pickles
+    when `apply` does.
     """
     wrapped = _WRAPPED.get(apply)
     if wrapped is None:
-
-        def wrapped(session: Session, items: list[Ledgered]) -> list[Any]:
-            results = apply(session, [item.payload for item in items])
-            rows = [
-                item.entry.row(
-                    outcome=str(result.outcome),
-                    status_code=item.entry.status_code,
-                    activity_id=getattr(result, "activity_id", None),
-                )
-                for item, result in zip(items, results, strict=True)
-            ]
-            insert_rows_of(session, rows)
-            return results
-
-        _WRAPPED[apply] = wrapped
+        wrapped = _WRAPPED[apply] = functools.partial(_apply_with_ledger, apply)
     return wrapped
+
+
+def _apply_with_ledger(
+    apply: BulkApply, session: Session, items: list[Ledgered]
+) -> list[Any]:
+    results = apply(session, [item.payload for item in items])
+    rows = [
+        item.entry.row(
+            outcome=str(result.outcome),
+            status_code=item.entry.status_code,
+            activity_id=getattr(result, "activity_id", None),
+        )
+        for item, result in zip(items, results, strict=True)
+    ]
+    insert_rows_of(session, rows)
+    return results
 
 
 @dataclass(frozen=True)

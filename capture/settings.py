@@ -222,6 +222,13 @@ def _engine(value: Any) -> str:
     return engine
 
 
+def _writer_mode(value: Any) -> str:
+    mode = _text(value)
+    if mode not in ("process", "thread"):
+        raise ValueError(f"unknown writer {mode!r}; use process or thread")
+    return mode
+
+
 def _phone_or_empty(value: Any) -> str:
     text = _text(value).strip()
     if not text:
@@ -538,6 +545,14 @@ SETTINGS: tuple[Setting, ...] = (
         "a time, so a second slot lets downloads go on meanwhile.",
         _positive,
     ),
+    Setting(
+        "webhook_writer",
+        "process",
+        "Where webhook events are committed: process (a child process of the "
+        "web server, so that storing them does not slow down serving requests) "
+        "or thread (a thread of the web server).",
+        _writer_mode,
+    ),
 )
 
 
@@ -589,6 +604,7 @@ class Settings:
     evening_hours: str
     week_start: str
     worker_concurrency: int
+    webhook_writer: str
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -51,9 +51,12 @@ from capture.sql import lock_keys
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Q = TypeVar("Q")
 Change = Callable[[Session], Any]
 # Applies items in a session and returns one result per item, in order.
 BulkApply = Callable[[Session, list[Any]], list[Any]]
+# One change waiting in a batch: its bulk apply and its payload.
+Pending = tuple[BulkApply, Any]
 
 # Changes committed together at most; bounds the time one batch holds the lock.
 MAX_BATCH = 256
@@ -71,7 +74,9 @@ class _Item:
 
 
 @dataclass
-class _Outcome:
+class Outcome:
+    """The result of one change of a batch, or the error it raised."""
+
     result: Any = None
     error: BaseException | None = None
 
@@ -95,6 +100,82 @@ def _run_each(session: Session, changes: list[Change]) -> list[Any]:
     return [change(session) for change in changes]
 
 
+class BatchCommitter:
+    """Commits batches of changes on one connection it keeps open.
+
+    Used by one thread at a time: the writer's thread, or the main thread
+    of the writer's process (`capture.writer_process`).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], zone: ZoneInfo) -> None:
+        self.sessions = sessions
+        self.zone = zone
+        self.connection: Connection | None = None
+        # Batches committed, for diagnostics.
+        self.batches = 0
+
+    def write(self, batch: list[Pending]) -> list[Outcome]:
+        """Commit the batch in one transaction, or item by item if that fails."""
+        try:
+            return [Outcome(result) for result in self._commit(batch)]
+        except Exception as error:
+            log.warning(
+                "batch of %s failed (%r); writing one by one", len(batch), error
+            )
+        return [self._write_alone(pending) for pending in batch]
+
+    def _write_alone(self, pending: Pending) -> Outcome:
+        # A conflict with another process (both wrote the same row) passes
+        # once the other commit is visible, so one retry is enough. Callbacks
+        # of one call or message take a lock first and do not conflict.
+        for attempt in (1, 2):
+            try:
+                [result] = self._commit([pending])
+            except (IntegrityError, OperationalError) as error:
+                if attempt == 2:
+                    return Outcome(error=error)
+            except Exception as error:
+                return Outcome(error=error)
+            else:
+                return Outcome(result)
+        raise AssertionError("unreachable")
+
+    def _commit(self, batch: list[Pending]) -> list[Any]:
+        groups: dict[BulkApply, list[int]] = {}
+        for index, (apply, _) in enumerate(batch):
+            groups.setdefault(apply, []).append(index)
+        results: list[Any] = [None] * len(batch)
+        try:
+            with self.sessions(bind=self._connection()) as session, session.begin():
+                lock_keys(session, _lock_keys_of(batch))
+                for apply, indexes in groups.items():
+                    outputs = apply(session, [batch[i][1] for i in indexes])
+                    for index, output in zip(indexes, outputs, strict=True):
+                        results[index] = output
+                rollups.refresh_marked(session, self.zone)
+        except BaseException:
+            self.close()
+            raise
+        self.batches += 1
+        return results
+
+    def _connection(self) -> Connection:
+        if self.connection is None:
+            engine: Engine = self.sessions.kw["bind"]
+            self.connection = engine.connect()
+        return self.connection
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except Exception as error:
+            # A connection the server dropped can fail to close; it is gone anyway.
+            log.warning("closing the writer's connection failed: %r", error)
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -105,9 +186,8 @@ class BatchWriter:
     ) -> None:
         # A factory, so that the engine is created when the writer starts.
         self.session_factory = sessions
-        self.sessions: sessionmaker[Session] | None = None
         # Used by the writer's thread only.
-        self.connection: Connection | None = None
+        self.committer: BatchCommitter | None = None
         self.max_batch = max_batch
         # The organisation's time zone, which decides the day of a touch count.
         self.zone = zone or ZoneInfo("UTC")
@@ -116,11 +196,22 @@ class BatchWriter:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.accepting = False
         # Counters for diagnostics: batches committed, changes taken from the queue.
-        self.batches = 0
         self.items = 0
 
+    @property
+    def batches(self) -> int:
+        return self.committer.batches if self.committer is not None else 0
+
+    def register(self, apply: BulkApply) -> None:
+        """Declare a bulk apply whose changes may run in another process.
+
+        This writer runs every change on its own thread, so it keeps no
+        record; `capture.writer_process.ProcessWriter` sends them to its
+        process.
+        """
+
     async def start(self) -> None:
-        self.sessions = self.session_factory()
+        self.committer = BatchCommitter(self.session_factory(), self.zone)
         self.loop = asyncio.get_running_loop()
         self.thread = threading.Thread(
             target=self._run, name="batch-writer", daemon=True
@@ -168,28 +259,14 @@ class BatchWriter:
         return future
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[_Item] = []
-            item = self.queue.get()
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                if len(batch) >= self.max_batch:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self.items += len(batch)
-                outcomes = self._write_batch(batch)
-                self._deliver_threadsafe(batch, outcomes)
-        self._close_connection()
+        assert self.committer is not None
+        for batch in batches_of(self.queue, self.max_batch):
+            self.items += len(batch)
+            outcomes = self.committer.write([(i.apply, i.payload) for i in batch])
+            self._deliver_threadsafe(batch, outcomes)
+        self.committer.close()
 
-    def _deliver_threadsafe(self, batch: list[_Item], outcomes: list[_Outcome]) -> None:
+    def _deliver_threadsafe(self, batch: list[_Item], outcomes: list[Outcome]) -> None:
         assert self.loop is not None
         try:
             self.loop.call_soon_threadsafe(_deliver, batch, outcomes)
@@ -197,81 +274,43 @@ class BatchWriter:
             # The loop is closed, so no request is waiting for these results.
             log.warning("event loop closed; %s results not delivered", len(batch))
 
-    def _write_batch(self, batch: list[_Item]) -> list[_Outcome]:
-        """Commit the batch in one transaction, or item by item if that fails."""
-        try:
-            return [_Outcome(result) for result in self._commit(batch)]
-        except Exception as error:
-            log.warning(
-                "batch of %s failed (%r); writing one by one", len(batch), error
-            )
-        return [self._write_alone(item) for item in batch]
 
-    def _write_alone(self, item: _Item) -> _Outcome:
-        # A conflict with another process (both wrote the same row) passes
-        # once the other commit is visible, so one retry is enough. Callbacks
-        # of one call or message take a lock first and do not conflict.
-        for attempt in (1, 2):
+def batches_of(
+    waiting: queue.SimpleQueue[Q | None], max_batch: int
+) -> Iterator[list[Q]]:
+    """Yield what is waiting in batches of at most `max_batch`, until `_STOP`.
+
+    Each batch starts with a blocking wait and then takes what is already
+    there, so a lone change goes out at once and a crowd goes out together.
+    """
+    while True:
+        batch: list[Q] = []
+        item = waiting.get()
+        while item is not _STOP:
+            batch.append(item)
+            if len(batch) >= max_batch:
+                break
             try:
-                [result] = self._commit([item])
-            except (IntegrityError, OperationalError) as error:
-                if attempt == 2:
-                    return _Outcome(error=error)
-            except Exception as error:
-                return _Outcome(error=error)
-            else:
-                return _Outcome(result)
-        raise AssertionError("unreachable")
-
-    def _commit(self, batch: list[_Item]) -> list[Any]:
-        assert self.sessions is not None
-        groups: dict[BulkApply, list[int]] = {}
-        for index, item in enumerate(batch):
-            groups.setdefault(item.apply, []).append(index)
-        results: list[Any] = [None] * len(batch)
-        try:
-            with self.sessions(bind=self._connection()) as session, session.begin():
-                lock_keys(session, _lock_keys_of(batch))
-                for apply, indexes in groups.items():
-                    outputs = apply(session, [batch[i].payload for i in indexes])
-                    for index, output in zip(indexes, outputs, strict=True):
-                        results[index] = output
-                rollups.refresh_marked(session, self.zone)
-        except BaseException:
-            self._close_connection()
-            raise
-        self.batches += 1
-        return results
-
-    def _connection(self) -> Connection:
-        if self.connection is None:
-            assert self.sessions is not None
-            engine: Engine = self.sessions.kw["bind"]
-            self.connection = engine.connect()
-        return self.connection
-
-    def _close_connection(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is None:
+                item = waiting.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            yield batch
+        if item is _STOP:
             return
-        try:
-            connection.close()
-        except Exception as error:
-            # A connection the server dropped can fail to close; it is gone anyway.
-            log.warning("closing the writer's connection failed: %r", error)
 
 
-def _lock_keys_of(batch: list[_Item]) -> list[str]:
+def _lock_keys_of(batch: list[Pending]) -> list[str]:
     """Keys of the resources the batch writes; see `capture.sql.lock_keys`."""
     keys = []
-    for item in batch:
-        key = getattr(item.payload, "lock_key", None)
+    for _, payload in batch:
+        key = getattr(payload, "lock_key", None)
         if key is not None:
             keys.append(key)
     return keys
 
 
-def _deliver(batch: list[_Item], outcomes: list[_Outcome]) -> None:
+def _deliver(batch: list[_Item], outcomes: list[Outcome]) -> None:
     """Hand each waiting request its result; runs on the event loop."""
     for item, outcome in zip(batch, outcomes, strict=True):
         if item.future.done():

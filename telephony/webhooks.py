@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from capture import calls, messages, recordings
+from capture.ledger import insert_rows_of, with_ledger
 from capture.models import utcnow
 from capture.settings import Settings
 from capture.writer import BatchWriter, BulkApply
@@ -59,6 +60,14 @@ class TwilioWebhooks:
         self.apply_messages = functools.partial(
             messages.apply_message_statuses, default_region=region
         )
+        for apply in (
+            self.apply_calls,
+            recordings.apply_recording_statuses,
+            self.apply_messages,
+        ):
+            writer.register(apply)
+            writer.register(with_ledger(apply))
+        writer.register(insert_rows_of)
         # Requests by path and outcome, for the metrics endpoint. Accepted
         # webhooks are counted rather than logged one line each, which cost
         # a tenth of a request's time at peak load.

@@ -22,6 +22,7 @@ from capture.settings import Settings
 from capture.smtp import start_smtp
 from capture.worker import Handler, Worker
 from capture.writer import BatchWriter
+from capture.writer_process import ProcessWriter
 from reports import schedules
 from telephony.mms import MediaDownloader
 from telephony.recording_jobs import RecordingDownloader
@@ -107,6 +108,14 @@ def build_worker(settings: Settings, database: Database, writer: BatchWriter) ->
     )
 
 
+def new_writer(settings: Settings, database: Database) -> BatchWriter:
+    if settings.webhook_writer == "process":
+        return ProcessWriter(
+            database.batch_sessions, settings.database_url, zone=settings.zone
+        )
+    return BatchWriter(database.batch_sessions, zone=settings.zone)
+
+
 def create_app(
     settings: Settings, *, run_worker: bool = True, run_smtp: bool = False
 ) -> web.Application:
@@ -126,7 +135,7 @@ def create_app(
         client_max_size=MAX_BODY_BYTES,
     )
     database = Database(settings.database_url)
-    writer = BatchWriter(database.batch_sessions, zone=settings.zone)
+    writer = new_writer(settings, database)
     worker = build_worker(settings, database, writer)
     app[SETTINGS] = settings
     app[DATABASE] = database
