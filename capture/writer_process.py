@@ -136,7 +136,8 @@ class ProcessWriter(BatchWriter):
     async def stop(self) -> None:
         """Commit every change submitted so far, in both writers, then stop."""
         self.accepting = False
-        if self.restarting is not None:
+        # A child that dies while starting makes its restart start another one.
+        while self.restarting is not None:
             await self.restarting
         self._flush()
         if self.pipe is not None and self.ended is not None:
@@ -274,7 +275,10 @@ class ProcessWriter(BatchWriter):
             await self._reap()
             await self._spawn()
         finally:
-            self.restarting = None
+            # A child that died while this one waited for it has already
+            # started the next restart, which stop() must still wait for.
+            if self.restarting is asyncio.current_task():
+                self.restarting = None
 
     def _fail(self, numbers: list[int]) -> None:
         for number in numbers:

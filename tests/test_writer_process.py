@@ -22,7 +22,7 @@ from capture.demo_data import CUSTOMERS, REPS
 from capture.models import CallEvent, Team
 from capture.settings import SettingsError, load_settings
 from capture.writer import BatchWriter, WriterStopped
-from capture.writer_process import ProcessWriter, WriterError
+from capture.writer_process import RESTART_PAUSE, ProcessWriter, WriterError
 from web.app import create_app
 from web.keys import WRITER
 
@@ -185,6 +185,34 @@ async def test_stop_commits_what_was_submitted(
     assert writer.process is None
     with pytest.raises(WriterStopped):
         await writer.submit(add_teams_named, "too late")
+
+
+async def test_stop_waits_for_restart_after_failed_start(
+    database: Database, tmp_path: Path
+) -> None:
+    # A file is at the path of the database's folder, so every child
+    # ends before its first message, and the next starts after a pause.
+    (tmp_path / "file").write_text("not a folder")
+    writer = ProcessWriter(
+        database.batch_sessions, f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}"
+    )
+    writer.register(add_teams)
+    await writer.start()
+    pids = set()
+    for _ in range(1000):
+        if writer.process is not None:
+            pids.add(writer.process.pid)
+        elif len(pids) >= 2 and writer.pipe is None:
+            break  # The second child ended; the next waits for its pause.
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the writer's children did not end while starting")
+
+    await writer.stop()
+    await asyncio.sleep(RESTART_PAUSE + 0.5)
+
+    assert writer.process is None
+    assert writer.pipe is None
 
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
