@@ -7,35 +7,39 @@ of registered bulk applies (the webhooks' status events and their ledger
 rows) in a child process instead, on the other core. Every other change
 runs on the inherited thread as before.
 
-A change goes to the child over a pipe at once when the child has
-nothing to do. Otherwise the loop collects the changes of its turn and
-sends them as one message at the end of the turn. The child commits them
-in batches, as the thread would, and sends back one message per batch. A
-request still gets its response only after its batch commits. Sending to
+A change goes to the child over a socket pair (`capture.frames`) at once
+when the child has nothing to do. Otherwise the loop collects the changes
+of its turn and sends them as one message at the end of the turn. The
+child commits them in batches, as the thread would, and sends back one
+message per batch. A request still gets its response only after its
+batch commits. Sending to
 an idle child at once, rather than at the end of the turn, raised the
 webhook throughput by about a third (docs/benchmarks.md).
 
-If the child dies, the changes it had not answered fail (a webhook then
-gets a 503, and Twilio retries it; changes are idempotent), and a new
-child starts. The child ends when it reads the stop message, after
-committing what came before it, or when the pipe closes because the web
-process is gone.
+If the child dies, the changes without a result fail (a webhook then gets
+a 503, and Twilio retries it; changes are idempotent), and a new child
+starts. After MAX_FAILED_STARTS children in a row end before they are
+ready, the registered changes run on the thread instead. Python's fork
+server runs the program's main module in each new process, so a program
+that starts the service without an `if __name__ == "__main__":` guard
+gets no working child. The child ends when it reads the stop message,
+after committing what came before it, or when the socket closes because
+the web process is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import multiprocessing
 import pickle
 import signal
+import socket
 import time
 from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -44,6 +48,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from capture.db import create_sync_engine
+from capture.frames import LoopChannel, message_waiting, receive_message, send_message
 from capture.writer import (
     MAX_BATCH,
     BatchCommitter,
@@ -64,6 +69,9 @@ Answer = tuple[int, Any, bool]
 RESTART_PAUSE = 1.0
 # How long stop() waits for the child to commit what it has and end.
 STOP_SECONDS = 30.0
+# Children in a row that end before they are ready, after which the
+# registered changes run on the thread instead.
+MAX_FAILED_STARTS = 3
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
@@ -103,10 +111,11 @@ class ProcessWriter(BatchWriter):
         self.database_url = database_url
         self.codes: dict[BulkApply, int] = {}
         self.process: BaseProcess | None = None
-        self.pipe: Connection | None = None
+        self.channel: LoopChannel | None = None
         self.started_at = 0.0
+        self.failed_starts = 0
         self.restarting: asyncio.Task[None] | None = None
-        # Changes queued during this turn of the loop, sent at its end.
+        # Changes not sent yet: they go when the child is idle or the turn ends.
         self.outgoing: list[Sent] = []
         self.waiting: dict[int, asyncio.Future[Any]] = {}
         self.numbers = 0
@@ -140,14 +149,18 @@ class ProcessWriter(BatchWriter):
         while self.restarting is not None:
             await self.restarting
         self._flush()
-        if self.pipe is not None and self.ended is not None:
-            with contextlib.suppress(OSError):
-                self.pipe.send_bytes(pickle.dumps(None, PROTOCOL))
+        if self.channel is not None and self.ended is not None:
+            self.channel.send(pickle.dumps(None, PROTOCOL))
             try:
                 await asyncio.wait_for(asyncio.shield(self.ended), STOP_SECONDS)
             except TimeoutError:
-                log.error("the writer's process did not end; stopping it")
-                self._ended()
+                log.error(
+                    "the writer's process did not end within %s s; killing it",
+                    STOP_SECONDS,
+                )
+                if self.process is not None:
+                    self.process.kill()
+                self.channel.close()
         await self._reap()
         await super().stop()
 
@@ -177,7 +190,7 @@ class ProcessWriter(BatchWriter):
         applies = sorted(self.codes, key=self.codes.__getitem__)
         modules = set().union(*(_modules_of(apply) for apply in applies))
         context = writer_context(sorted(modules))
-        ours, theirs = context.Pipe()
+        ours, theirs = socket.socketpair()
         process = context.Process(
             target=serve,
             args=(theirs, self.database_url, self.zone.key, applies, self.max_batch),
@@ -185,13 +198,15 @@ class ProcessWriter(BatchWriter):
             name="touchline-writer",
             daemon=True,
         )
-        await asyncio.to_thread(process.start)
-        theirs.close()
+        try:
+            await asyncio.to_thread(process.start)
+        finally:
+            theirs.close()
         self.started_at = time.monotonic()
-        self.process, self.pipe = process, ours
+        self.process = process
         self.ended = self.loop.create_future()
         self.ready = self.loop.create_future()
-        self.loop.add_reader(ours.fileno(), self._receive)
+        self.channel = LoopChannel(self.loop, ours, self._receive, self._ended)
         # The child sends its first message once its database engine exists.
         await asyncio.wait([self.ready, self.ended], return_when=FIRST_COMPLETED)
         if self.ready.done():
@@ -199,10 +214,10 @@ class ProcessWriter(BatchWriter):
             self._flush()
 
     def _flush(self) -> None:
-        """Send the changes queued during this turn as one message."""
-        if not self.outgoing or self.pipe is None:
+        """Send the changes not sent yet as one message."""
+        if not self.outgoing or self.channel is None:
             # Sent once the child starts, or failed when the writer stops.
-            if not self.accepting and self.pipe is None:
+            if not self.accepting and self.channel is None:
                 self._fail([number for number, _, _ in self.outgoing])
                 self.outgoing = []
             return
@@ -212,12 +227,8 @@ class ProcessWriter(BatchWriter):
         except Exception:
             sent = self._picklable(sent)
             data = pickle.dumps(sent, PROTOCOL)
-        try:
-            self.pipe.send_bytes(data)
-        except OSError as error:
-            # The child is gone. _receive reads the end of the pipe and
-            # fails every change without a result, these included.
-            log.warning("the writer's process took no changes: %r", error)
+        # If the child is gone, the channel closes and _ended fails these.
+        self.channel.send(data)
 
     def _picklable(self, sent: list[Sent]) -> list[Sent]:
         """Keep the changes that pickle; fail the others at once."""
@@ -233,13 +244,8 @@ class ProcessWriter(BatchWriter):
                 kept.append(change)
         return kept
 
-    def _receive(self) -> None:
-        assert self.pipe is not None
-        try:
-            batches, answers = pickle.loads(self.pipe.recv_bytes())
-        except (EOFError, OSError):
-            self._ended()
-            return
+    def _receive(self, message: bytes) -> None:
+        batches, answers = pickle.loads(message)
         if self.ready is not None and not self.ready.done():
             self.ready.set_result(None)
         self.child_batches += batches
@@ -254,21 +260,36 @@ class ProcessWriter(BatchWriter):
                 future.set_result(value)
 
     def _ended(self) -> None:
-        """Fail the changes without a result: the child's end of the pipe closed."""
-        assert self.loop is not None and self.pipe is not None
-        self.loop.remove_reader(self.pipe.fileno())
-        self.pipe.close()
-        self.pipe = None
+        """Fail the changes without a result: the child's end of the socket closed."""
+        assert self.loop is not None
+        self.channel = None
         if self.ended is not None and not self.ended.done():
             self.ended.set_result(None)
+        # NOTE: a child that dies after a commit and before sending its
+        # results leaves changes that are stored but failed here, so the
+        # ledger can hold a stored row and a failed row for one request.
         lost = list(self.waiting)
+        self.outgoing = []
         self._fail(lost)
-        if self.accepting:
+        if not self.accepting:
+            return
+        started = self.ready is not None and self.ready.done()
+        self.failed_starts = 0 if started else self.failed_starts + 1
+        if self.failed_starts >= MAX_FAILED_STARTS:
             log.error(
-                "the writer's process ended; %s changes failed, starting another",
-                len(lost),
+                "the writer's process failed to start %s times in a row; "
+                "committing webhook changes on the writer's thread instead. "
+                "A program that starts the service must guard its entry point "
+                "with `if __name__ == '__main__':`",
+                self.failed_starts,
             )
-            self.restarting = self.loop.create_task(self._restart())
+            self.codes.clear()
+            return
+        log.error(
+            "the writer's process ended; %s changes failed, starting another",
+            len(lost),
+        )
+        self.restarting = self.loop.create_task(self._restart())
 
     async def _restart(self) -> None:
         try:
@@ -301,7 +322,7 @@ class ProcessWriter(BatchWriter):
 
 
 def serve(
-    pipe: Connection,
+    sock: socket.socket,
     database_url: str,
     zone: str,
     applies: list[BulkApply],
@@ -319,9 +340,9 @@ def serve(
     committer = BatchCommitter(
         sessionmaker(engine, expire_on_commit=False), ZoneInfo(zone)
     )
-    pipe.send_bytes(_dumps_answers(0, []))
+    send_message(sock, _dumps_answers(0, []))
     try:
-        for batch in _arrivals(pipe, max_batch):
+        for batch in _arrivals(sock, max_batch):
             outcomes = committer.write(
                 [(applies[code], payload) for _, code, payload in batch]
             )
@@ -329,12 +350,12 @@ def serve(
                 _answer(number, outcome)
                 for (number, _, _), outcome in zip(batch, outcomes, strict=True)
             ]
-            pipe.send_bytes(_dumps_answers(committer.batches, answers))
+            send_message(sock, _dumps_answers(committer.batches, answers))
             committer.batches = 0
     finally:
         committer.close()
         engine.dispose()
-        pipe.close()
+        sock.close()
 
 
 def _modules_of(apply: Callable[..., Any]) -> set[str]:
@@ -345,11 +366,11 @@ def _modules_of(apply: Callable[..., Any]) -> set[str]:
     return {apply.__module__}
 
 
-def _arrivals(pipe: Connection, max_batch: int) -> Iterator[list[Sent]]:
+def _arrivals(sock: socket.socket, max_batch: int) -> Iterator[list[Sent]]:
     """Yield batches of the changes that arrived, until the stop message.
 
     Waits for a message only when nothing is waiting. Between batches it
-    takes every message already in the pipe, so changes that arrived
+    takes every message already in the socket, so changes that arrived
     during a commit go into the next batch together. One thread does both,
     so no reading thread competes with a batch for the interpreter lock.
     """
@@ -357,18 +378,18 @@ def _arrivals(pipe: Connection, max_batch: int) -> Iterator[list[Sent]]:
     stopping = False
     while waiting or not stopping:
         if not waiting:
-            stopping = _take(pipe, waiting)
-        while not stopping and pipe.poll():
-            stopping = _take(pipe, waiting)
+            stopping = _take(sock, waiting)
+        while not stopping and message_waiting(sock):
+            stopping = _take(sock, waiting)
         count = min(max_batch, len(waiting))
         if count:
             yield [waiting.popleft() for _ in range(count)]
 
 
-def _take(pipe: Connection, waiting: deque[Sent]) -> bool:
+def _take(sock: socket.socket, waiting: deque[Sent]) -> bool:
     """Read one message into `waiting`; return True for the stop message."""
     try:
-        changes = pickle.loads(pipe.recv_bytes())
+        changes = pickle.loads(receive_message(sock))
     except (EOFError, OSError):
         log.warning("the web process is gone; committing what arrived")
         return True

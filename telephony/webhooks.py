@@ -53,13 +53,7 @@ class TwilioWebhooks:
             dict(settings.twilio_shared_keys),
         )
         # One object for every request, so the writer groups them in a batch.
-        region = settings.default_region
-        self.apply_calls = functools.partial(
-            calls.apply_call_statuses, default_region=region
-        )
-        self.apply_messages = functools.partial(
-            messages.apply_message_statuses, default_region=region
-        )
+        self.apply_calls, self.apply_messages = _applies(settings.default_region)
         for apply in (
             self.apply_calls,
             recordings.apply_recording_statuses,
@@ -181,6 +175,16 @@ class TwilioWebhooks:
                 sid,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+@functools.cache
+def _applies(region: str) -> tuple[BulkApply, BulkApply]:
+    """Return the call and message applies of a region, the same objects for
+    every application, so that `with_ledger` wraps each once."""
+    return (
+        functools.partial(calls.apply_call_statuses, default_region=region),
+        functools.partial(messages.apply_message_statuses, default_region=region),
+    )
 
 
 def _rejection(status: int) -> str:

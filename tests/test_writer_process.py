@@ -16,13 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio_params import call_status, new_sid
 
+from capture import writer_process
 from capture.db import Database, transaction
 from capture.demo import load_demo
 from capture.demo_data import CUSTOMERS, REPS
 from capture.models import CallEvent, Team
 from capture.settings import SettingsError, load_settings
 from capture.writer import BatchWriter, WriterStopped
-from capture.writer_process import RESTART_PAUSE, ProcessWriter, WriterError
+from capture.writer_process import MAX_FAILED_STARTS, ProcessWriter, WriterError
 from web.app import create_app
 from web.keys import WRITER
 
@@ -43,6 +44,10 @@ def add_teams(session: Session, names: list[str]) -> list[int]:
 def sleep_then_add(session: Session, names: list[str]) -> list[str]:
     time.sleep(30)
     return add_teams_named(session, names)
+
+
+def echo(session: Session, payloads: list[bytes]) -> list[bytes]:
+    return payloads
 
 
 def add_teams_named(session: Session, names: list[str]) -> list[str]:
@@ -78,7 +83,7 @@ def add_team_here(name: str) -> Any:
 @pytest.fixture
 async def writer(database: Database, database_url: str) -> Any:
     writer = ProcessWriter(database.batch_sessions, database_url)
-    for apply in (add_teams, sleep_then_add, add_teams_named, raise_unpicklable):
+    for apply in (add_teams, sleep_then_add, add_teams_named, raise_unpicklable, echo):
         writer.register(apply)
     await writer.start()
     yield writer
@@ -188,31 +193,104 @@ async def test_stop_commits_what_was_submitted(
 
 
 async def test_stop_waits_for_restart_after_failed_start(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A file is at the path of the database's folder, so every child
     # ends before its first message, and the next starts after a pause.
+    monkeypatch.setattr(writer_process, "RESTART_PAUSE", 3.0)
     (tmp_path / "file").write_text("not a folder")
     writer = ProcessWriter(
         database.batch_sessions, f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}"
     )
     writer.register(add_teams)
     await writer.start()
-    pids = set()
-    for _ in range(1000):
-        if writer.process is not None:
-            pids.add(writer.process.pid)
-        elif len(pids) >= 2 and writer.pipe is None:
-            break  # The second child ended; the next waits for its pause.
+    for _ in range(3000):
+        # The child of the first restart ended, while that restart still
+        # ran, and the second restart waits for its pause.
+        if writer.failed_starts == 2 and writer.process is None:
+            break
         await asyncio.sleep(0.01)
     else:
         pytest.fail("the writer's children did not end while starting")
+    assert writer.restarting is not None
 
     await writer.stop()
-    await asyncio.sleep(RESTART_PAUSE + 0.5)
+    await asyncio.sleep(0.5)
 
+    assert writer.restarting is None
     assert writer.process is None
-    assert writer.pipe is None
+    assert writer.channel is None
+
+
+async def loop_delay(seconds: float) -> float:
+    """Return the longest a 10 ms sleep overran while `seconds` passed."""
+    worst = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        await asyncio.sleep(0.01)
+        worst = max(worst, time.monotonic() - started - 0.01)
+    return worst
+
+
+async def test_stopped_process_does_not_block_the_loop(
+    writer: ProcessWriter,
+) -> None:
+    assert writer.process is not None and writer.process.pid is not None
+    pid = writer.process.pid
+    payloads = [bytes([number % 256]) * 20_000 for number in range(300)]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        pending = [asyncio.ensure_future(writer.submit(echo, p)) for p in payloads]
+        await asyncio.sleep(0)
+
+        delay = await loop_delay(1.0)
+
+        assert writer.channel is not None
+        assert writer.channel.unsent_bytes > 0
+        assert not any(future.done() for future in pending)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert delay < 0.5
+    assert await asyncio.wait_for(asyncio.gather(*pending), 60) == payloads
+
+
+async def test_large_changes_and_results_both_ways(writer: ProcessWriter) -> None:
+    payloads = [bytes([number % 256]) * 20_000 for number in range(100)]
+    results = []
+    for _ in range(20):
+        turn = [writer.post(echo, payload) for payload in payloads]
+        results.append(asyncio.gather(*turn))
+        await asyncio.sleep(0)
+
+    done = await asyncio.wait_for(asyncio.gather(*results), 60)
+
+    assert all(turn == payloads for turn in done)
+
+
+async def test_failed_starts_fall_back_to_the_thread(
+    database: Database, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    writer = ProcessWriter(
+        database.batch_sessions, f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}"
+    )
+    writer.register(add_teams)
+    await writer.start()
+    try:
+        for _ in range(3000):
+            if not writer.codes:
+                break
+            await asyncio.sleep(0.01)
+
+        pid = await asyncio.wait_for(writer.submit(add_teams, "on the thread"), 10)
+
+        assert writer.failed_starts == MAX_FAILED_STARTS
+        assert pid == os.getpid()
+        assert writer.restarting is None
+        assert await team_names(database) == ["on the thread"]
+    finally:
+        await writer.stop()
 
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
