@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-from wer import edit_distance, normalise, word_errors
+# Loaded by path: with bench/ on sys.path, `reports` would name
+# bench/reports.py in the processes the tests start.
+_SPEC = importlib.util.spec_from_file_location(
+    "bench_wer", Path(__file__).resolve().parents[1] / "bench" / "wer.py"
+)
+assert _SPEC is not None and _SPEC.loader is not None
+wer = importlib.util.module_from_spec(_SPEC)
+sys.modules["bench_wer"] = wer
+_SPEC.loader.exec_module(wer)
+edit_distance, normalise, word_errors = (
+    wer.edit_distance,
+    wer.normalise,
+    wer.word_errors,
+)
 
 
 def test_normalise_spelled_numbers_as_digits() -> None:
