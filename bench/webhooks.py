@@ -126,8 +126,8 @@ def wait_ready(url: str, seconds: float = 60) -> None:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User and system CPU time so far of a process, its threads and the
-    processes under it that are still running (the writer's process)."""
+    """Return the user and system CPU time so far of a process, its threads
+    and the processes under it that are still running (the writer's)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return own + sum(process_cpu_seconds(child) for child in children_of(pid))
