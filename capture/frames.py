@@ -1,7 +1,7 @@
 """Length-prefixed messages over a socket pair between two processes.
 
 Each message is an 8-byte big-endian length and then that many bytes. The
-web process's end, `LoopChannel`, never blocks its event loop: what the
+web process's end, `LoopChannel`, keeps its socket non-blocking. What the
 socket cannot take yet waits in a buffer until the loop finds the socket
 writable again, and messages are read as the loop finds bytes to read.
 The other end is an ordinary blocking socket used by one thread

@@ -12,14 +12,15 @@ when the child has nothing to do. Otherwise the loop collects the changes
 of its turn and sends them as one message at the end of the turn. The
 child commits them in batches, as the thread would, and sends back one
 message per batch. A request still gets its response only after its
-batch commits. Sending to
-an idle child at once, rather than at the end of the turn, raised the
-webhook throughput by about a third (docs/benchmarks.md).
+batch commits. Sending to an idle child at once, rather than at the end
+of the turn, raised the webhook throughput by about a third
+(docs/benchmarks.md).
 
-If the child dies, the changes without a result fail (a webhook then gets
-a 503, and Twilio retries it; changes are idempotent), and a new child
-starts. After MAX_FAILED_STARTS children in a row end before they are
-ready, the registered changes run on the thread instead. Python's fork
+If the child dies, the changes without a result fail, and a new child
+starts. A webhook then gets a 503, so Twilio retries it, and the retry
+changes nothing that was stored. After MAX_FAILED_STARTS children in a
+row end before they are ready, the registered changes run on the thread
+instead. Python's fork
 server runs the program's main module in each new process, so a program
 that starts the service without an `if __name__ == "__main__":` guard
 gets no working child. The child ends when it reads the stop message,
@@ -231,8 +232,8 @@ class ProcessWriter(BatchWriter):
         self.channel.send(data)
 
     def _picklable(self, sent: list[Sent]) -> list[Sent]:
-        """Keep the changes that pickle; fail the others at once."""
-        kept = []
+        """Return the changes that pickle; fail the others at once."""
+        picklable = []
         for change in sent:
             try:
                 pickle.dumps(change, PROTOCOL)
@@ -241,8 +242,8 @@ class ProcessWriter(BatchWriter):
                 if not future.done():
                     future.set_exception(error)
             else:
-                kept.append(change)
-        return kept
+                picklable.append(change)
+        return picklable
 
     def _receive(self, message: bytes) -> None:
         batches, answers = pickle.loads(message)
@@ -271,10 +272,15 @@ class ProcessWriter(BatchWriter):
         lost = list(self.waiting)
         self.outgoing = []
         self._fail(lost)
-        if not self.accepting:
-            return
+        if self.accepting:
+            self._replace_child(len(lost))
+
+    def _replace_child(self, lost: int) -> None:
+        """Start another child, or after too many failed starts use the thread."""
+        assert self.loop is not None
         started = self.ready is not None and self.ready.done()
         self.failed_starts = 0 if started else self.failed_starts + 1
+
         if self.failed_starts >= MAX_FAILED_STARTS:
             log.error(
                 "the writer's process failed to start %s times in a row; "
@@ -285,9 +291,10 @@ class ProcessWriter(BatchWriter):
             )
             self.codes.clear()
             return
+
         log.error(
             "the writer's process ended; %s changes failed, starting another",
-            len(lost),
+            lost,
         )
         self.restarting = self.loop.create_task(self._restart())
 

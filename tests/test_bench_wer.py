@@ -11,7 +11,8 @@ from pathlib import Path
 _SPEC = importlib.util.spec_from_file_location(
     "bench_wer", Path(__file__).resolve().parents[1] / "bench" / "wer.py"
 )
-assert _SPEC is not None and _SPEC.loader is not None
+assert _SPEC is not None
+assert _SPEC.loader is not None
 wer = importlib.util.module_from_spec(_SPEC)
 sys.modules["bench_wer"] = wer
 _SPEC.loader.exec_module(wer)

@@ -108,12 +108,12 @@ async def test_registered_changes_commit_in_the_writers_process(
 async def test_other_changes_run_on_the_thread(
     writer: ProcessWriter, database: Database
 ) -> None:
-    here, there = await asyncio.gather(
+    thread_pid, process_pid = await asyncio.gather(
         writer.run(add_team_here("alpha")), writer.submit(add_teams, "beta")
     )
 
-    assert here == os.getpid()
-    assert there != os.getpid()
+    assert thread_pid == os.getpid()
+    assert process_pid != os.getpid()
     assert await team_names(database) == ["alpha", "beta"]
 
 
